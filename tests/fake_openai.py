@@ -1,0 +1,199 @@
+"""A stand-in OpenAI-compatible chat server on 127.0.0.1, for fast tests of specific model outputs.
+
+It speaks real HTTP (the env talks to it through the openai client exactly as to vLLM), answers
+`n` choices per request, and returns a deterministic mix of good and bad metric cards built for
+the request in the prompt. Faults can be injected: HTTP errors and slow answers.
+
+Run standalone:  python tests/fake_openai.py --port 9100
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from metric_cards.catalog import METRICS_BY_NAME, Unit, parse_request
+
+MODEL = "fake-metric-model"
+
+_VALUES = {
+    Unit.CURRENCY: "$48,250",
+    Unit.PERCENT: "4.8%",
+    Unit.COUNT: "12,430",
+    Unit.DURATION: "4m 32s",
+    Unit.SCORE: "4.6/5",
+    Unit.RATIO: "5.2x",
+    Unit.COUNT_OR_PERCENT: "12.5%",
+}
+
+
+def good_card(prompt: str) -> dict[str, Any]:
+    request = parse_request(prompt)
+    if request is None:
+        return {"componentType": "metricCard", "props": {"title": "Metric", "value": "42"}}
+    metric = METRICS_BY_NAME[request.metric]
+    value = "+42" if request.metric == "net promoter score" else _VALUES[metric.unit]
+    higher = metric.polarity.value != "lower"
+    return {
+        "componentType": "metricCard",
+        "props": {
+            "title": request.metric.title(),
+            "value": value,
+            "description": f"{request.metric.capitalize()} for {request.domain}, {request.period}",
+            "trend": {"value": 3.2 if higher else -3.2, "isPositive": True},
+            "icon": metric.icons[0],
+        },
+    }
+
+
+def _variants(prompt: str) -> list[tuple[str, str]]:
+    card = good_card(prompt)
+    text = json.dumps(card, indent=2)
+    bad_icon = json.loads(text)
+    bad_icon["props"]["icon"] = "renew"
+    wrong = json.loads(text)
+    wrong["props"]["title"] = "Quarterly Widgets"
+    wrong["props"]["value"] = "lots"
+    return [
+        (text, "stop"),
+        (f"```json\n{text}\n```", "stop"),
+        (f"Sure! Here is the card you asked for:\n\n{text}\n\nLet me know if you need more.", "stop"),
+        (json.dumps(bad_icon, indent=2), "stop"),
+        (text[: len(text) // 2], "length"),
+        (json.dumps(wrong), "stop"),
+        ("I'm sorry, I can't produce JSON for that.", "stop"),
+        (text.replace('"value": "', "'value': '", 1).replace('",\n    "desc', "',\n    \"desc", 1), "stop"),
+    ]
+
+
+def mixed_completions(prompt: str, index: int) -> tuple[str, str]:
+    """The `index`-th completion for a prompt: cycles through good, fenced, chatty, bad icon,
+    truncated, wrong title/value, refusal and broken JSON."""
+    variants = _variants(prompt)
+    return variants[index % len(variants)]
+
+
+class FakeOpenAIServer:
+    """Threaded HTTP server; `completion_fn(prompt, index) -> (content, finish_reason)`."""
+
+    def __init__(
+        self,
+        completion_fn: Callable[[str, int], tuple[str, str]] = mixed_completions,
+        port: int = 0,
+        honour_n: bool = True,
+    ) -> None:
+        self.completion_fn = completion_fn
+        self.honour_n = honour_n
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next: list[int] = []  # HTTP statuses to answer the next chat calls with
+        self.delay = 0.0  # seconds to sleep before answering a chat call
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeOpenAIServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.requests.append(body)
+            if self.fail_next:
+                return self.fail_next.pop(0), {"error": {"message": "injected failure"}}
+        if self.delay:
+            time.sleep(self.delay)
+        prompt = next(
+            (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
+        )
+        n = int(body.get("n") or 1) if self.honour_n else 1
+        choices = []
+        for i in range(n):
+            content, finish = self.completion_fn(prompt, next(self._counter))
+            choices.append(
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": finish,
+                }
+            )
+        return 200, {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", MODEL),
+            "choices": choices,
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                status, payload = server._answer(body)
+                self._send(status, payload)
+
+        return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeOpenAIServer(port=args.port)
+    server.delay = args.delay
+    print(f"fake OpenAI server on {server.base_url}", flush=True)
+    server.httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
