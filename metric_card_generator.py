@@ -347,6 +347,8 @@ class MetricCardEnv(BaseEnv):
             self._stop_embedded_server()
             if self.jsonl_writer is not None:
                 self.jsonl_writer.close()
+                if self.jsonl_writer.lines == 0:  # leave no empty output behind a failed run
+                    Path(self.jsonl_writer.path).unlink(missing_ok=True)
         html_path = self._write_html()
         self._print_summary(time.monotonic() - started, html_path)
 

@@ -1,0 +1,82 @@
+"""Shared fixtures: paths, the shared corpus, a locally trained tokenizer, the fake OpenAI server,
+and a runner for the env's CLI as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "deephermes3_3b_metric_cards.jsonl"
+
+sys.path.insert(0, str(TESTS))  # tests/ helpers (fake_openai, tiny_tokenizer) import by name
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from fake_openai import FakeOpenAIServer  # noqa: E402
+from tiny_tokenizer import build_tiny_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def corpus_rows() -> list[dict]:
+    """The 240 real DeepHermes-3 3B completions from ../shared (read-only, never copied)."""
+    if not SHARED_CORPUS.exists():
+        pytest.skip(f"shared corpus not found at {SHARED_CORPUS} (../shared is absent)")
+    with SHARED_CORPUS.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from metric_cards.catalog import SYSTEM_PROMPT, TEMPLATES
+
+    corpus = [SYSTEM_PROMPT] * 4 + list(TEMPLATES) * 4
+    if SHARED_CORPUS.exists():
+        corpus += SHARED_CORPUS.read_text(encoding="utf-8").splitlines()[:60]
+    return build_tiny_tokenizer(tmp_path_factory.mktemp("tiny_tokenizer"), corpus)
+
+
+@pytest.fixture()
+def fake_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+def env_subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("WANDB_API_KEY", None)
+    env.pop("WANDB_MODE", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_env(
+    args: list[str], cwd: Path, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run `python metric_card_generator.py ARGS` in `cwd` and return the finished process."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "metric_card_generator.py"), *args],
+        cwd=cwd,
+        env=env_subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def env_runner():
+    return run_env
