@@ -1,0 +1,696 @@
+"""One streaming reader for rollout files, in our format and the original environment's.
+
+The contract is docs/rollout-format.md. A rollout file has one JSON line per group of K
+completions; `RolloutReader` reads it line by line (memory stays flat however big the file is)
+and yields one `Rollout` per completion, or one `RolloutGroup` per line with `groups()`.
+
+    reader = RolloutReader("artifacts/metric_rollouts.jsonl")
+    for rollout in reader:
+        print(rollout.line_number, rollout.score, rollout.completion[:40])
+    print(reader.stats.malformed_lines, "malformed lines")
+
+Formats:
+
+* ``metric_card`` (ours): structured role/content messages, per-rollout score/layers/problems/
+  finish_reason in ``metric_card.rollouts[i]`` and the catalog request in ``metric_card.request``.
+  Scores are taken from the file, never recomputed.
+* ``legacy`` (the original environment): each rollout's ``messages`` is one decoded string with
+  Llama-3 headers (or a one-element list of a user dict holding that string); it is split into
+  system/user/assistant, and the request is parsed back from the prompt. Its scores are random,
+  so ``rescore=True`` recomputes them with `metric_cards.scoring.score_completion`.
+* ``plain``: structured messages without our ``metric_card`` key (another atroposlib env);
+  scores come from ``scores``, layers are unknown.
+
+Malformed lines (bad JSON, wrong shapes) never raise: each becomes an `Issue` with its line
+number, is counted in `ReadStats`, and is passed to the ``on_issue`` callback.
+
+Speed: ``tokens`` and ``masks`` are most of a line's bytes (about 80% for the env's files) and
+the reader has no use for them, so `_drop_bulky_arrays` cuts those arrays out of the raw bytes
+before parsing (a validated byte scan, falling back to a full parse if anything looks odd), and
+the rest is parsed with orjson, which is several times faster than the json module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metric_cards.catalog import Request, parse_request
+
+try:  # orjson parses these files ~2.5x faster than json (C, SIMD); optional, same results.
+    import orjson
+
+    _fast_loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - exercised only where orjson is not installed
+    orjson = None  # type: ignore[assignment]
+    _fast_loads = json.loads
+
+__all__ = [
+    "FORMAT_LEGACY",
+    "FORMAT_METRIC_CARD",
+    "FORMAT_PLAIN",
+    "LARGE_FILE_BYTES",
+    "Issue",
+    "ReadStats",
+    "Rollout",
+    "RolloutFileError",
+    "RolloutGroup",
+    "RolloutReader",
+    "check_input_file",
+    "read_rollouts",
+    "split_llama3",
+]
+
+FORMAT_METRIC_CARD = "metric_card"
+FORMAT_LEGACY = "legacy"
+FORMAT_PLAIN = "plain"
+
+# Files at least this big get a progress bar even when stderr is not a terminal.
+LARGE_FILE_BYTES = 256 * 1024 * 1024
+
+
+class RolloutFileError(Exception):
+    """The input cannot be read at all (missing, a directory, empty): a user mistake."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """Something wrong with one line (``rollout_index`` None) or one rollout of it."""
+
+    line_number: int
+    message: str
+    rollout_index: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line_number}"
+        if self.rollout_index is not None:
+            where += f", rollout {self.rollout_index}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(slots=True)
+class Rollout:
+    """One completion of one group, whatever the file's format."""
+
+    group_index: int  # 0-based, counting the well-formed groups of the file
+    rollout_index: int  # position within the group (0..K-1)
+    line_number: int  # 1-based line of the file
+    prompt: str  # the (last) user message
+    completion: str  # the (last) assistant message, raw: fences, think blocks and all
+    system: str | None  # the system message, if there was one
+    score: float | None  # the reward (our format: metric_card.rollouts[i].score)
+    layers: dict[str, float] | None  # validity/schema/semantic/formatting; None if unknown
+    problems: list[str]
+    finish_reason: str | None  # "stop", "length" or None (unknown)
+    request: Request | None  # what the prompt asked for; None for a non-catalog prompt
+    messages: list[dict[str, str]]  # the whole conversation as role/content dicts
+    format: str  # FORMAT_METRIC_CARD, FORMAT_LEGACY or FORMAT_PLAIN
+    base_score: float | None = None  # scorer's score before reward adjustments (our format)
+    completion_tokens: int | None = None
+    adjustments: dict[str, float] = field(default_factory=dict)
+    rescored: bool = False  # score/layers/problems were recomputed by the reader
+
+    @property
+    def source(self) -> str:
+        """A stable reference to this rollout: ``LINE:INDEX``."""
+        return f"{self.line_number}:{self.rollout_index}"
+
+
+@dataclass(slots=True)
+class RolloutGroup:
+    """The rollouts of one line (one prompt). Rollouts that were malformed are left out."""
+
+    group_index: int
+    line_number: int
+    format: str
+    request: Request | None
+    rollouts: list[Rollout]
+    size: int  # K as written in the file, malformed rollouts included
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """Running counts of one read; final once the iteration is exhausted."""
+
+    path: str
+    bytes_total: int
+    bytes_read: int = 0
+    lines: int = 0
+    blank_lines: int = 0
+    groups: int = 0
+    rollouts: int = 0
+    malformed_lines: int = 0
+    malformed_rollouts: int = 0
+    warnings: int = 0  # oddities that did not cost a rollout (e.g. a malformed request)
+    rescored: int = 0
+    issue_count: int = 0
+    issues: list[Issue] = field(default_factory=list)  # the first `max_issues` only
+    formats: Counter[str] = field(default_factory=Counter)  # groups per format
+
+    @property
+    def first_issue(self) -> Issue | None:
+        return self.issues[0] if self.issues else None
+
+
+def check_input_file(path: str | os.PathLike[str]) -> Path:
+    """Raise RolloutFileError with a readable message unless `path` is a non-empty file."""
+    p = Path(path)
+    if not p.exists():
+        raise RolloutFileError(f"input file not found: {p}")
+    if p.is_dir():
+        raise RolloutFileError(f"input is a directory, not a rollout file: {p}")
+    if not os.access(p, os.R_OK):
+        raise RolloutFileError(f"input file is not readable: {p}")
+    if p.stat().st_size == 0:
+        raise RolloutFileError(f"input file is empty: {p}")
+    return p
+
+
+# --- fast path: cut the token arrays out before parsing -------------------------------------
+
+# Top-level keys whose values are big arrays of numbers the reader never looks at.
+_BULKY_KEYS = (b'"tokens"', b'"masks"', b'"advantages"', b'"ref_logprobs"', b'"inference_logprobs"')
+_WS = frozenset(b" \t\r\n")
+_OPEN_BRACE, _COMMA, _COLON, _OPEN_BRACKET = ord("{"), ord(","), ord(":"), ord("[")
+
+
+def _bulky_value_span(line: bytes, key_at: int, key_len: int) -> tuple[int, int] | None:
+    """(start, end) of the value of the key found at `key_at`, if it is a skippable list of lists.
+
+    Only a match preceded by "{" or "," and followed by ":" is an object key (the text of a
+    message cannot contain `"tokens"` unescaped). The value must start with "[" and run to the
+    first "]]" with no quote in between, i.e. nested lists of numbers: the first "]]" of a list
+    of lists of numbers is its end. Anything else returns None and the line is parsed whole.
+    """
+    i = key_at - 1
+    while i >= 0 and line[i] in _WS:
+        i -= 1
+    if i < 0 or line[i] not in (_OPEN_BRACE, _COMMA):
+        return None
+    n = len(line)
+    j = key_at + key_len
+    while j < n and line[j] in _WS:
+        j += 1
+    if j >= n or line[j] != _COLON:
+        return None
+    j += 1
+    while j < n and line[j] in _WS:
+        j += 1
+    if j >= n or line[j] != _OPEN_BRACKET:
+        return None  # null or something unexpected: leave it to the parser
+    end = line.find(b"]]", j)
+    if end < 0 or line.find(b'"', j, end) >= 0:
+        return None
+    return j, end + 2
+
+
+def _drop_bulky_arrays(line: bytes) -> bytes:
+    """The line with the token/mask (and logprob) arrays replaced by null, when that is safe."""
+    spans: list[tuple[int, int]] = []
+    for key in _BULKY_KEYS:
+        at = line.find(key)
+        while at >= 0:
+            span = _bulky_value_span(line, at, len(key))
+            if span is not None:
+                spans.append(span)
+                break
+            at = line.find(key, at + 1)
+    if not spans:
+        return line
+    spans.sort()
+    parts: list[bytes] = []
+    pos = 0
+    for start, end in spans:
+        if start < pos:  # overlapping spans cannot happen in valid JSON: give up on the fast path
+            return line
+        parts.append(line[pos:start])
+        parts.append(b"null")
+        pos = end
+    parts.append(line[pos:])
+    return b"".join(parts)
+
+
+def _parse_line(line: bytes) -> Any:
+    """Parse one line, skipping the bulky arrays when possible. Raises ValueError if invalid."""
+    trimmed = _drop_bulky_arrays(line)
+    if trimmed is not line:
+        try:
+            return _fast_loads(trimmed)
+        except ValueError:
+            pass  # the cut went wrong somehow: parse the original line instead
+    try:
+        return _fast_loads(line)
+    except ValueError as fast_error:
+        # json accepts NaN/Infinity, which Python's json.dumps writes for non-finite floats.
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise fast_error from None
+
+
+def _describe_json_error(error: ValueError) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "not valid UTF-8"
+    colno = getattr(error, "colno", None)
+    msg = getattr(error, "msg", None) or str(error)
+    if "UTF-8" in msg or "utf-8" in msg:
+        return "not valid UTF-8"
+    return f"invalid JSON at column {colno}: {msg}" if colno else f"invalid JSON: {msg}"
+
+
+# --- legacy conversations ---------------------------------------------------------------------
+
+_HEADER = re.compile(r"<\|start_header_id\|>(.*?)<\|end_header_id\|>")
+_END_OF_TURN = ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")
+_PADDING = re.compile(r"(?:<\|finetune_right_pad_id\|>)+\s*$")
+
+
+def split_llama3(text: str) -> tuple[list[dict[str, str]], bool]:
+    """Split a decoded Llama-3 conversation into role/content messages.
+
+    Returns (messages, last_turn_closed): the second is False when the last message has no
+    end-of-turn token, i.e. the completion was cut off. Empty list when there is no header.
+    """
+    headers = list(_HEADER.finditer(text))
+    messages: list[dict[str, str]] = []
+    closed = True
+    for index, header in enumerate(headers):
+        start = header.end()
+        stop = headers[index + 1].start() if index + 1 < len(headers) else len(text)
+        body = _PADDING.sub("", text[start:stop])
+        if body.startswith("\n\n"):  # the template puts exactly "\n\n" after each header
+            body = body[2:]
+        cut = min((p for p in (body.find(t) for t in _END_OF_TURN) if p >= 0), default=-1)
+        if cut >= 0:
+            body = body[:cut]
+            closed = True
+        else:
+            closed = False
+        messages.append({"role": header.group(1).strip(), "content": body})
+    return messages, closed
+
+
+# --- group parsing ------------------------------------------------------------------------------
+
+
+class _MalformedLineError(Exception):
+    """A whole line is unusable; the message says why."""
+
+
+def _content_text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI-style content parts
+        texts = [p.get("text") for p in content if isinstance(p, dict)]
+        if all(isinstance(t, str) for t in texts) and texts:
+            return "".join(texts)  # type: ignore[arg-type]
+    return None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _normalise_conversation(raw: Any) -> tuple[list[dict[str, str]], bool | None, bool]:
+    """(messages, last_turn_closed, legacy) for one rollout's `messages` entry.
+
+    Raises ValueError with a readable reason when the entry has a shape we cannot use.
+    """
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"messages entry is {type(raw).__name__}, expected a list of messages")
+    if len(raw) == 1:
+        only = raw[0]
+        text = only if isinstance(only, str) else None
+        content = only.get("content") if isinstance(only, dict) else None
+        if isinstance(content, str) and "<|start_header_id|>" in content:
+            text = content  # atroposlib's include_messages fallback
+        if text is not None:
+            messages, closed = split_llama3(text)
+            if not messages:
+                raise ValueError("legacy message has no Llama-3 <|start_header_id|> headers")
+            return messages, closed, True
+    messages = []
+    for message in raw:
+        if not isinstance(message, dict):
+            raise ValueError(f"message is {type(message).__name__}, expected a role/content object")
+        role, content = message.get("role"), _content_text(message.get("content"))
+        if not isinstance(role, str) or content is None:
+            raise ValueError("message without a string role and content")
+        messages.append({"role": role, "content": content})
+    return messages, None, False
+
+
+def _conversation_parts(messages: list[dict[str, str]]) -> tuple[str | None, str, str]:
+    """(system, prompt, completion): the last assistant turn and the user turn before it."""
+    answer_at = next(
+        (i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None
+    )
+    if answer_at is None:
+        raise ValueError("no assistant message")
+    prompt = next(
+        (
+            messages[i]["content"]
+            for i in range(answer_at - 1, -1, -1)
+            if messages[i]["role"] == "user"
+        ),
+        None,
+    )
+    if prompt is None:
+        raise ValueError("no user message before the assistant's")
+    system = next((m["content"] for m in messages if m["role"] == "system"), None)
+    return system, prompt, messages[answer_at]["content"]
+
+
+class RolloutReader:
+    """Stream the rollouts of one file; see the module docstring.
+
+    Iterate it for `Rollout`s, or call `groups()` for one `RolloutGroup` per line. A reader can
+    be iterated once; `stats` holds the counts of that pass. Constructing it checks the file
+    (RolloutFileError for a missing, unreadable or empty one) so CLIs fail before writing.
+
+    ``on_issue`` is called for each malformed line or rollout (default: print the first
+    ``print_issues`` to stderr as ``warning: FILE:LINE: ...``). ``progress`` None shows a
+    byte-based tqdm bar on stderr when stderr is a terminal or the file is large.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        rescore: bool = False,
+        progress: bool | None = None,
+        on_issue: Callable[[Issue], None] | None = None,
+        max_issues: int = 1000,
+        print_issues: int = 20,
+        description: str | None = None,
+    ) -> None:
+        self.path = check_input_file(path)
+        self.rescore = rescore
+        size = self.path.stat().st_size
+        if progress is None:
+            progress = sys.stderr.isatty() or size >= LARGE_FILE_BYTES
+        self.progress = progress
+        self.max_issues = max_issues
+        self.print_issues = print_issues
+        self.description = description or self.path.name
+        self.on_issue = on_issue if on_issue is not None else self._print_issue
+        self.stats = ReadStats(path=str(self.path), bytes_total=size)
+        self._used = False
+        self._score: Callable[..., Any] | None = None
+
+    # -- reporting --
+
+    def _print_issue(self, issue: Issue) -> None:
+        if self.stats.issue_count > self.print_issues:
+            return
+        if self.stats.issue_count == self.print_issues:
+            text = f"warning: {self.path}: more malformed lines; only the count is kept from here"
+        else:
+            text = f"warning: {self.path}:{issue}"
+        _write_stderr(text)
+
+    def _issue(
+        self,
+        line_number: int,
+        message: str,
+        rollout_index: int | None = None,
+        *,
+        warning: bool = False,
+    ) -> None:
+        issue = Issue(line_number, message, rollout_index)
+        self.stats.issue_count += 1
+        if len(self.stats.issues) < self.max_issues:
+            self.stats.issues.append(issue)
+        if warning:
+            self.stats.warnings += 1
+        elif rollout_index is None:
+            self.stats.malformed_lines += 1
+        else:
+            self.stats.malformed_rollouts += 1
+        self.on_issue(issue)
+
+    # -- iteration --
+
+    def __iter__(self) -> Iterator[Rollout]:
+        for group in self.groups():
+            yield from group.rollouts
+
+    def groups(self) -> Iterator[RolloutGroup]:
+        if self._used:
+            raise RuntimeError("a RolloutReader can be iterated once; make a new one")
+        self._used = True
+        bar = _progress_bar(self.stats.bytes_total, self.description) if self.progress else None
+        pending = 0  # bytes not yet reported to the bar: updating it per line costs too much
+        stats = self.stats
+        try:
+            with open(self.path, "rb") as handle:
+                for line_number, line in enumerate(handle, start=1):
+                    stats.lines = line_number
+                    stats.bytes_read += len(line)
+                    if bar is not None:
+                        pending += len(line)
+                        if pending >= 1 << 22:
+                            bar.update(pending)
+                            pending = 0
+                    if line.isspace():  # (strip() would copy the whole line)
+                        stats.blank_lines += 1
+                        continue
+                    group = self._group(line, line_number)
+                    if group is not None:
+                        yield group
+        finally:
+            if bar is not None:
+                bar.update(pending)
+                bar.close()
+
+    def _group(self, line: bytes, line_number: int) -> RolloutGroup | None:
+        try:
+            data = _parse_line(line)
+        except ValueError as error:
+            self._issue(line_number, _describe_json_error(error))
+            return None
+        try:
+            group = self._build_group(data, line_number)
+        except _MalformedLineError as error:
+            self._issue(line_number, str(error))
+            return None
+        self.stats.groups += 1
+        self.stats.rollouts += len(group.rollouts)
+        self.stats.formats[group.format] += 1
+        return group
+
+    def _build_group(self, data: Any, line_number: int) -> RolloutGroup:
+        if not isinstance(data, dict):
+            raise _MalformedLineError(f"expected a JSON object (one group), got {_json_type(data)}")
+        messages = data.get("messages")
+        if messages is None:
+            raise _MalformedLineError("no messages (the env must run with include_messages)")
+        if not isinstance(messages, list) or not messages:
+            raise _MalformedLineError(
+                f"messages is {_json_type(messages)}, expected a non-empty list"
+            )
+        size = len(messages)
+        scores = data.get("scores")
+        if scores is not None and (not isinstance(scores, list) or len(scores) != size):
+            raise _MalformedLineError(
+                f"scores is {_json_type(scores)}"
+                + (f" of {len(scores)}" if isinstance(scores, list) else "")
+                + f", expected a list of {size} numbers (one per conversation)"
+            )
+
+        block = data.get("metric_card")
+        records: list[Any] | None = None
+        request: Request | None = None
+        if block is not None:
+            if not isinstance(block, dict):
+                raise _MalformedLineError(f"metric_card is {_json_type(block)}, expected an object")
+            records = block.get("rollouts")
+            if not isinstance(records, list) or len(records) != size:
+                raise _MalformedLineError(
+                    f"metric_card.rollouts is {_json_type(records)}"
+                    + (f" of {len(records)}" if isinstance(records, list) else "")
+                    + f", expected a list of {size} (one per conversation)"
+                )
+            raw_request = block.get("request")
+            if raw_request is not None:
+                try:
+                    request = Request.from_dict(raw_request)
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    message = "metric_card.request is malformed; reading the group without it"
+                    self._issue(line_number, message, warning=True)
+        elif scores is None:
+            raise _MalformedLineError("no scores and no metric_card block")
+
+        group_index = self.stats.groups
+        rollouts: list[Rollout] = []
+        errors: list[tuple[int, str]] = []
+        group_format = FORMAT_METRIC_CARD if records is not None else FORMAT_PLAIN
+        for index, raw in enumerate(messages):
+            try:
+                rollout = self._build_rollout(
+                    raw, index, line_number, group_index, scores, records, request
+                )
+            except ValueError as error:
+                errors.append((index, str(error)))
+                continue
+            if rollout.format == FORMAT_LEGACY:
+                group_format = FORMAT_LEGACY
+            rollouts.append(rollout)
+        if not rollouts:
+            index, reason = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise _MalformedLineError(f"no usable conversation; rollout {index}: {reason}{more}")
+        for index, reason in errors:
+            self._issue(line_number, reason, index)
+        if request is None and group_format != FORMAT_METRIC_CARD:
+            request = rollouts[0].request
+        return RolloutGroup(group_index, line_number, group_format, request, rollouts, size)
+
+    def _build_rollout(
+        self,
+        raw: Any,
+        index: int,
+        line_number: int,
+        group_index: int,
+        scores: list[Any] | None,
+        records: list[Any] | None,
+        request: Request | None,
+    ) -> Rollout:
+        messages, closed, legacy = _normalise_conversation(raw)
+        system, prompt, completion = _conversation_parts(messages)
+        score = _finite(scores[index]) if scores is not None else None
+        layers: dict[str, float] | None = None
+        problems: list[str] = []
+        finish_reason: str | None = None
+        base_score: float | None = None
+        completion_tokens: int | None = None
+        adjustments: dict[str, float] = {}
+
+        if records is not None:
+            fmt = FORMAT_METRIC_CARD
+            record = records[index]
+            if not isinstance(record, dict):
+                raise ValueError(f"metric_card.rollouts entry is {_json_type(record)}")
+            if "score" in record:
+                score = _finite(record["score"])
+            if score is None:
+                raise ValueError("score is missing or not a finite number")
+            raw_layers = record.get("layers")
+            if isinstance(raw_layers, dict):
+                layers = {k: float(v) for k, v in raw_layers.items() if _finite(v) is not None}
+            raw_problems = record.get("problems")
+            if isinstance(raw_problems, list):
+                problems = [str(p) for p in raw_problems]
+            reason = record.get("finish_reason")
+            finish_reason = reason if isinstance(reason, str) else None
+            base_score = _finite(record.get("base_score"))
+            tokens = record.get("completion_tokens")
+            completion_tokens = tokens if isinstance(tokens, int) else None
+            raw_adjust = record.get("adjustments")
+            if isinstance(raw_adjust, dict):
+                adjustments = {k: float(v) for k, v in raw_adjust.items() if _finite(v) is not None}
+        else:
+            fmt = FORMAT_LEGACY if legacy else FORMAT_PLAIN
+            if closed is not None:
+                finish_reason = "stop" if closed else "length"
+            request = parse_request(prompt)
+            if score is None and scores is not None:
+                raise ValueError("score is not a finite number")
+
+        rollout = Rollout(
+            group_index=group_index,
+            rollout_index=index,
+            line_number=line_number,
+            prompt=prompt,
+            completion=completion,
+            system=system,
+            score=score,
+            layers=layers,
+            problems=problems,
+            finish_reason=finish_reason,
+            request=request,
+            messages=messages,
+            format=fmt,
+            base_score=base_score,
+            completion_tokens=completion_tokens,
+            adjustments=adjustments,
+        )
+        if self.rescore and fmt != FORMAT_METRIC_CARD:
+            self._rescore(rollout)
+        return rollout
+
+    def _rescore(self, rollout: Rollout) -> None:
+        # Only files without our block: in ours the scores and layers travel in the file.
+        if self._score is None:
+            from metric_cards.scoring import score_completion  # the scorer is heavy; lazy
+
+            self._score = score_completion
+        result = self._score(rollout.completion, rollout.request, rollout.finish_reason)
+        rollout.score = float(result.score)
+        rollout.base_score = rollout.score
+        rollout.layers = {k: float(v) for k, v in dict(result.layers).items()}
+        rollout.problems = [str(p) for p in result.problems]
+        rollout.rescored = True
+        self.stats.rescored += 1
+
+
+def read_rollouts(path: str | os.PathLike[str], **options: Any) -> Iterator[Rollout]:
+    """Shorthand for ``iter(RolloutReader(path, **options))``."""
+    return iter(RolloutReader(path, **options))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _write_stderr(text: str) -> None:
+    try:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=sys.stderr)  # keeps an active progress bar intact
+    except ImportError:  # pragma: no cover
+        print(text, file=sys.stderr)
+
+
+def _progress_bar(total: int, description: str) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - progress is a nicety
+        return None
+    tty = sys.stderr.isatty()
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=description,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5 if tty else 30.0,  # in a log file, a line every 30 s is plenty
+    )
