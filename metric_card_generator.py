@@ -191,20 +191,26 @@ class MetricCardEnv(BaseEnv):
     def _start_embedded_server(
         self, config: MetricCardEnvConfig, server: APIServerConfig
     ) -> None:
-        from metric_cards.gguf_tokenizer import tokenizer_dir_for_gguf
-        from metric_cards.local_server import EmbeddedServer, default_model_path
+        from metric_cards.gguf_tokenizer import GGUFTokenizerError, tokenizer_dir_for_gguf
+        from metric_cards.local_server import EmbeddedServer, EmbeddedServerError
 
-        model_path = config.embedded_model_path or str(default_model_path())
-        print(f"Starting the embedded llama.cpp server with {model_path} ...", flush=True)
-        self.embedded_server = EmbeddedServer(model_path=model_path)
-        self.embedded_server.start(timeout=config.server_startup_timeout)
+        try:
+            self.embedded_server = EmbeddedServer(
+                model_path=config.embedded_model_path or None,
+                startup_timeout=config.server_startup_timeout,
+            )
+            print(f"Starting the embedded llama.cpp server ({self.embedded_server.model_path})")
+            self.embedded_server.start()
+            if config.tokenizer_name in ("", EMBEDDED):
+                config.tokenizer_name = tokenizer_dir_for_gguf(self.embedded_server.model_path)
+        except (EmbeddedServerError, GGUFTokenizerError) as exc:
+            self._stop_embedded_server()
+            raise FatalEnvError(f"embedded model: {exc}") from exc
         server.base_url = self.embedded_server.base_url
         if server.model_name in ("", EMBEDDED, "default"):
             server.model_name = self.embedded_server.model_name
         server.n_kwarg_is_ignored = True  # llama.cpp returns one choice whatever n says
         server.num_max_requests_at_once = max(server.num_max_requests_at_once, config.group_size)
-        if config.tokenizer_name in ("", EMBEDDED):
-            config.tokenizer_name = str(tokenizer_dir_for_gguf(model_path))
         print(f"Embedded server ready at {server.base_url}", flush=True)
 
     def _stop_embedded_server(self) -> None:
