@@ -419,7 +419,7 @@ class RolloutReader:
         if self.stats.issue_count == self.print_issues:
             text = f"warning: {self.path}: more malformed lines; only the count is kept from here"
         else:
-            text = f"warning: {self.path}:{issue}"
+            text = f"warning: {self.path}: {issue}"
         _write_stderr(text)
 
     def _issue(

@@ -1,0 +1,155 @@
+"""What the three data scripts share: reader options, error handling, the read summary.
+
+The scripts at the repo root (extract_metric_training.py, trainingDataScript.py,
+show_score_distribution.py) are thin argparse front ends; this keeps them consistent: the same
+reader flags, the same messages, the same exit codes.
+
+Exit codes: 0 done; 1 nothing usable in the input (or a malformed line under --strict);
+2 a usage mistake (bad flag, missing/empty input, unusable output path); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from metric_cards.io_utils import exit_cleanly_on_sigterm
+from metric_cards.rollouts import ReadStats, RolloutFileError, RolloutReader
+
+EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A mistake in how the script was called; printed as `error: ...`, exit code 2."""
+
+
+class NoDataError(Exception):
+    """The input holds nothing usable; printed as `error: ...`, exit code 1."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults and keep the epilog's examples as written."""
+
+
+def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reading")
+    group.add_argument(
+        "--rescore",
+        action="store_true",
+        help="recompute scores of legacy files (whose scores are random) with the reward; "
+        "files in our format keep the scores they carry",
+    )
+    group.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 if any line or rollout is malformed (outputs are still written)",
+    )
+    group.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal or the file is large)",
+    )
+
+
+def make_reader(args: argparse.Namespace, path: str | os.PathLike[str]) -> RolloutReader:
+    try:
+        return RolloutReader(path, rescore=args.rescore, progress=args.progress)
+    except RolloutFileError as error:
+        raise UsageError(str(error)) from None
+
+
+def check_output(path: str | os.PathLike[str], *inputs: Path, what: str = "output") -> Path:
+    """Validate an output path up front (before a long read) and create its directory."""
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"{what} is a directory: {out}")
+    for source in inputs:
+        if out.exists() and out.resolve() == source.resolve():
+            raise UsageError(f"{what} would overwrite the input file: {out}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the directory for {what} {out}: {error}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise UsageError(f"cannot write {what} into {out.parent}")
+    return out
+
+
+def require_rollouts(stats: ReadStats) -> None:
+    """Raise NoDataError when the read yielded no rollout at all."""
+    if stats.rollouts:
+        return
+    if stats.malformed_lines:
+        first = stats.first_issue
+        detail = f" (first: line {first.line_number}: {first.message})" if first else ""
+        raise NoDataError(
+            f"no usable rollouts in {stats.path}: all {stats.malformed_lines} non-blank "
+            f"line(s) are malformed{detail}"
+        )
+    raise NoDataError(f"no rollouts in {stats.path}: it has only blank lines")
+
+
+def read_summary(stats: ReadStats) -> list[str]:
+    formats = ", ".join(f"{n} {name}" for name, n in stats.formats.most_common())
+    lines = [
+        f"read {stats.rollouts} rollouts in {stats.groups} groups from {stats.path} "
+        f"({stats.bytes_read / 1e6:.1f} MB; format: {formats or 'none'})"
+    ]
+    if stats.rescored:
+        lines.append(f"rescored {stats.rescored} rollouts with the reward (legacy scores ignored)")
+    bad = []
+    if stats.malformed_lines:
+        bad.append(f"{stats.malformed_lines} malformed line(s) skipped")
+    if stats.malformed_rollouts:
+        bad.append(f"{stats.malformed_rollouts} malformed rollout(s) skipped")
+    if stats.warnings:
+        bad.append(f"{stats.warnings} warning(s)")
+    if bad:
+        first = stats.first_issue
+        where = f"; first at {first}" if first else ""
+        lines.append("warning: " + ", ".join(bad) + where)
+    return lines
+
+
+def print_read_summary(stats: ReadStats, file: TextIO | None = None) -> None:
+    for line in read_summary(stats):
+        print(line, file=file or sys.stderr)
+
+
+def strict_status(args: argparse.Namespace, stats: ReadStats) -> int:
+    if args.strict and (stats.malformed_lines or stats.malformed_rollouts):
+        print(
+            f"error: --strict: {stats.malformed_lines + stats.malformed_rollouts} malformed "
+            f"line(s)/rollout(s) in {stats.path}",
+            file=sys.stderr,
+        )
+        return EXIT_NO_DATA
+    return EXIT_OK
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a script's main with the shared error handling; returns the exit code."""
+    exit_cleanly_on_sigterm()
+    prog = Path(sys.argv[0]).name
+    try:
+        return main(argv)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except NoDataError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_NO_DATA
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; output files left as they were", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return EXIT_OK
+    except OSError as error:  # disk full, permissions: say so without a traceback
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_NO_DATA
