@@ -343,7 +343,7 @@ class EmbeddedServer:
             if time.monotonic() > deadline:
                 raise EmbeddedServerError(
                     f"llama.cpp server for {self.model_path} did not answer on {url} within "
-                    f"{self.startup_timeout:.0f} s. Log {self.log_path}, last lines:\n"
+                    f"{self.startup_timeout:g} s. Log {self.log_path}, last lines:\n"
                     f"{self.log_tail()}"
                 )
             time.sleep(0.1)
