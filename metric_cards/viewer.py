@@ -1,0 +1,558 @@
+"""Render a rollout file as one self-contained HTML page that shows the metric cards.
+
+    python -m metric_cards render artifacts/metric_rollouts.jsonl [-o OUT.html]
+
+atroposlib's `generate_html` runs completions through markdown, which passes raw HTML through:
+a completion could run script in the viewer. Here model output is data, never markup:
+
+* Python reads the file with `metric_cards.rollouts.RolloutReader` (scores, layers and problems
+  come from the file; nothing is re-scored), pulls each card out of its completion with
+  `metric_cards.extraction.extract_json`, and embeds everything as one JSON block inside
+  `<script type="application/json">`, with `<`, `>` and `&` written as \\u003c etc. so no
+  completion can close that element.
+* The page's own script (inline, allowed by a sha256 hash in a strict Content-Security-Policy)
+  renders cards from that JSON with createElement/textContent only, a page at a time, so a run of
+  5,000 groups opens as fast as a run of 5. Summary and histogram are rendered here, in Python.
+* Icons are Lucide SVGs from `metric_cards.icons`, emitted once each as `<symbol>`s of a sprite and
+  referenced by integer index, so an icon name from the model never becomes an id or a URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+
+from metric_cards.extraction import extract_json
+from metric_cards.icons import icon_svg, resolve_icon
+from metric_cards.io_utils import atomic_writer
+from metric_cards.rollouts import (
+    FORMAT_LEGACY,
+    FORMAT_METRIC_CARD,
+    Issue,
+    RolloutFileError,
+    RolloutGroup,
+    RolloutReader,
+)
+
+try:  # orjson serialises the data block ~5x faster; the output is the same JSON either way
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None  # type: ignore[assignment]
+
+__all__ = [
+    "LAYER_NAMES",
+    "EmptyInputError",
+    "IconSprite",
+    "RenderStats",
+    "ViewerError",
+    "card_view",
+    "default_output_path",
+    "main",
+    "render_html",
+]
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+LAYER_NAMES = ("validity", "schema", "semantic", "formatting")
+GROUPS_PER_PAGE = 20  # file order: whole groups per page (~80 cards at K=4)
+ROLLOUTS_PER_PAGE = 60  # sorted by score: a flat grid of rollouts
+MAX_FIELD_CHARS = 500  # a card field longer than this is cut on the card (the raw text is whole)
+MAX_ISSUES_LISTED = 20  # malformed lines named in the notice; the rest are only counted
+HISTOGRAM_BINS = 10
+# Fixed UI glyphs, also drawn from Lucide: (sprite id, icon name).
+UI_ICONS = (("ui-up", "trending-up"), ("ui-down", "trending-down"), ("ui-flat", "move-right"))
+
+
+class ViewerError(Exception):
+    """The input cannot be rendered (missing, unreadable, no rollouts): a user mistake."""
+
+
+class EmptyInputError(ViewerError):
+    """The file was read but holds no usable rollout."""
+
+
+@dataclass
+class RenderStats:
+    input_path: Path
+    output_path: Path
+    groups: int
+    rollouts: int
+    malformed_lines: int
+    malformed_rollouts: int
+    html_bytes: int
+    seconds: float
+    formats: dict[str, int] = field(default_factory=dict)
+
+
+def default_output_path(input_path: str | os.PathLike[str]) -> Path:
+    """`runs/x.jsonl` -> `runs/x.html` (beside the input, as atroposlib's generate_html does)."""
+    return Path(input_path).with_suffix(".html")
+
+
+# --- one card ----------------------------------------------------------------------------------
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_FIELD_CHARS else text[: MAX_FIELD_CHARS - 1] + "…"
+
+
+def _text(value: Any) -> str | None:
+    """A card field as display text; JSON for non-strings so `{"a": 1}` reads as written."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _clip(value)
+    try:
+        return _clip(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError):  # pragma: no cover - extract_json only yields JSON values
+        return _clip(str(value))
+
+
+_SIGNED_NUMBER = re.compile(r"[-+−]?\s*\d+(?:[.,]\d+)?")
+
+
+def _trend_view(trend: Any) -> dict[str, Any] | None:
+    """{"v": text, "p": isPositive or None, "dir": +1/-1/0} for the card's trend line.
+
+    The arrow points the way the number moved; its colour says whether that is good
+    (isPositive), which is how the dashboard reads it: a falling churn rate is a green down arrow.
+    """
+    if trend is None:
+        return None
+    raw = trend.get("value") if isinstance(trend, dict) else trend
+    positive = trend.get("isPositive") if isinstance(trend, dict) else None
+    positive = positive if isinstance(positive, bool) else None
+    direction = 0
+    if isinstance(raw, bool):
+        text = json.dumps(raw)
+    elif isinstance(raw, (int, float)):
+        number = float(raw)
+        direction = (number > 0) - (number < 0) if math.isfinite(number) else 0
+        text = f"{abs(number):g}%"
+    elif isinstance(raw, str):
+        text = _clip(raw.strip())
+        match = _SIGNED_NUMBER.search(raw)
+        if match:
+            sign = -1 if match.group(0).lstrip()[:1] in ("-", "−") else 1
+            digits = float(re.sub(r"[^\d.]", "", match.group(0).replace(",", ".")) or 0)
+            direction = 0 if digits == 0 else sign
+    elif raw is None:
+        text = "—"
+    else:
+        text = _text(raw) or ""
+    return {"v": text, "p": positive, "dir": direction}
+
+
+def card_view(completion: str, sprite: IconSprite | None = None) -> dict[str, Any]:
+    """What the dashboard would draw for one completion, as the compact dict the page's JS reads.
+
+    Keys: st ("ok" | "repaired" | "invalid"), e (why invalid), m (extraction method), t/v/d
+    (title, value, description), tr (trend), i (icon name as written), ic (sprite index or None),
+    cl (className, shown as text), ct (componentType when it is not "metricCard"), np (no props).
+    `sprite` collects the Lucide icons used; without one, `ic` is left None.
+    """
+    extraction = extract_json(completion)
+    value = extraction.value
+    view: dict[str, Any] = {"m": extraction.method}
+    if not isinstance(value, dict):
+        view["st"] = "invalid"
+        if value is None:
+            view["e"] = "Invalid JSON" if completion.strip() else "Empty output"
+        else:
+            view["e"] = f"JSON {_json_kind(value)}, not an object"
+        return view
+    view["st"] = "repaired" if extraction.repaired else "ok"
+    if value.get("componentType") != "metricCard":
+        view["ct"] = _text(value.get("componentType")) or "missing"
+    props = value.get("props")
+    if not isinstance(props, dict):
+        view["np"] = True
+        props = {}
+    view["t"] = _text(props.get("title"))
+    view["v"] = _text(props.get("value"))
+    view["d"] = _text(props.get("description"))
+    view["tr"] = _trend_view(props.get("trend"))
+    view["cl"] = _text(props.get("className"))
+    icon = props.get("icon")
+    if icon is not None:
+        name = _text(icon) or ""
+        view["i"] = name
+        view["ic"] = sprite.index(name) if sprite is not None else None
+    return view
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "null" if value is None else type(value).__name__
+
+
+class IconSprite:
+    """The Lucide icons one page uses: each resolved icon gets a small integer index (its symbol
+    is `ic-N`), so the page never builds an id or URL out of the name the model wrote."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []  # resolved Lucide names, in index order
+        self._by_written: dict[str, int | None] = {}
+        self._by_resolved: dict[str, int] = {}
+
+    def index(self, written: str) -> int | None:
+        """Sprite index for an icon name as the model wrote it; None if no Lucide icon fits."""
+        if written in self._by_written:
+            return self._by_written[written]
+        resolved = resolve_icon(written)
+        index: int | None = None
+        if resolved is not None and _symbol(resolved) is not None:
+            index = self._by_resolved.get(resolved)
+            if index is None:
+                index = self._by_resolved[resolved] = len(self.names)
+                self.names.append(resolved)
+        self._by_written[written] = index
+        return index
+
+    def markup(self) -> Markup:
+        """`<symbol>`s for the card icons (ic-0, ic-1, …) and the fixed UI glyphs."""
+        parts = [_symbol_markup(f"ic-{i}", _symbol(name)) for i, name in enumerate(self.names)]
+        for symbol_id, name in UI_ICONS:
+            fallback = ("0 0 24 24", '<path d="M5 12h14"/>')  # a dash, if lucide lacks the glyph
+            parts.append(_symbol_markup(symbol_id, _symbol(name) or fallback))
+        return Markup("\n".join(parts))
+
+
+@lru_cache(maxsize=4096)
+def _symbol(name: str) -> tuple[str, str] | None:
+    """(viewBox, inner markup) of a Lucide icon, or None if it has no drawable SVG."""
+    svg = icon_svg(name)
+    if not svg:
+        return None
+    try:
+        root = ElementTree.fromstring(svg)
+    except ElementTree.ParseError:
+        return None
+    for element in root.iter():  # drop the namespace so children serialise as plain <path/>
+        element.tag = element.tag.rpartition("}")[2]
+    view_box = root.get("viewBox") or "0 0 24 24"
+    inner = "".join(ElementTree.tostring(child, encoding="unicode") for child in root)
+    # icon_svg already sanitises; checked again because this markup goes into the page unescaped.
+    if re.search(r"<\s*(script|foreignObject|a|image|use)\b|\bon\w+\s*=|javascript:", inner, re.I):
+        return None
+    return view_box, inner
+
+
+def _symbol_markup(symbol_id: str, symbol: tuple[str, str] | None) -> str:
+    view_box, inner = symbol or ("0 0 24 24", "")
+    return f'<symbol id="{symbol_id}" viewBox="{_attr(view_box)}">{inner}</symbol>'
+
+
+def _attr(text: str) -> str:
+    return str(Markup.escape(text))
+
+
+# --- the whole page ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Collected:
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
+    formats: dict[str, int] = field(default_factory=dict)
+
+
+def _collect(groups: Iterable[RolloutGroup], sprite: IconSprite) -> _Collected:
+    out = _Collected()
+    for group in groups:
+        first = group.rollouts[0]
+        out.formats[group.format] = out.formats.get(group.format, 0) + 1
+        request = group.request
+        out.groups.append(
+            {
+                "i": group.group_index,
+                "n": group.line_number,
+                "p": first.prompt,
+                "q": (
+                    {"metric": request.metric, "domain": request.domain, "period": request.period}
+                    if request is not None
+                    else None
+                ),
+                "leg": group.format == FORMAT_LEGACY,
+            }
+        )
+        g = len(out.groups) - 1
+        for rollout in group.rollouts:
+            layers = None
+            if rollout.layers is not None:
+                layers = [rollout.layers.get(name) for name in LAYER_NAMES]
+            out.rollouts.append(
+                {
+                    "g": g,
+                    "r": rollout.rollout_index,
+                    "s": rollout.score,
+                    "l": layers,
+                    "pr": rollout.problems,
+                    "f": rollout.finish_reason,
+                    "c": rollout.completion,
+                    "k": card_view(rollout.completion, sprite),
+                }
+            )
+    return out
+
+
+def _summary(collected: _Collected) -> dict[str, Any]:
+    rollouts = collected.rollouts
+    total = len(rollouts)
+    scores = [r["s"] for r in rollouts if isinstance(r["s"], (int, float))]
+    valid = sum(1 for r in rollouts if r["k"]["st"] == "ok")
+    with_layers = [r["l"] for r in rollouts if r["l"] is not None]
+    layers = []
+    for i, name in enumerate(LAYER_NAMES):
+        values = [ls[i] for ls in with_layers if isinstance(ls[i], (int, float))]
+        if values:
+            mean = sum(values) / len(values)
+            layers.append((name, f"{mean:.3f}", round(max(0.0, min(1.0, mean)) * 100, 2)))
+        else:
+            layers.append((name, "n/a", None))
+    formats = collected.formats
+    labels = {FORMAT_METRIC_CARD: "metric_card format", FORMAT_LEGACY: "legacy format"}
+    format_label = ", ".join(
+        f"{labels.get(name, name + ' format')}" + (f" ({count} groups)" if len(formats) > 1 else "")
+        for name, count in sorted(formats.items())
+    )
+    return {
+        "groups": f"{len(collected.groups):,}",
+        "rollouts": f"{total:,}",
+        "valid_pct": f"{100 * valid / total:.1f}%" if total else "n/a",
+        "mean_score": f"{sum(scores) / len(scores):.3f}" if scores else "n/a",
+        "truncated": f"{sum(1 for r in rollouts if r['f'] == 'length'):,}",
+        "layers": layers,
+        "layer_rollouts": f"{len(with_layers):,}",
+        "format_label": format_label,
+        "scores": scores,
+    }
+
+
+def _histogram(scores: Sequence[float]) -> dict[str, Any]:
+    """An inline-SVG histogram over [0, 1] (widened for legacy scores in [-0.5, 0.5])."""
+    width, height, bottom = 400, 110, 2
+    low = min(0.0, min(scores, default=0.0))
+    high = max(1.0, max(scores, default=1.0))
+    span = (high - low) or 1.0
+    counts = [0] * HISTOGRAM_BINS
+    for s in scores:
+        counts[min(HISTOGRAM_BINS - 1, int((s - low) / span * HISTOGRAM_BINS))] += 1
+    peak = max(counts) or 1
+    slot = width / HISTOGRAM_BINS
+    bars = []
+    for i, count in enumerate(counts):
+        h = (height - bottom - 4) * count / peak
+        lo, hi = low + span * i / HISTOGRAM_BINS, low + span * (i + 1) / HISTOGRAM_BINS
+        bars.append(
+            {
+                "x": round(i * slot + 2, 2),
+                "y": round(height - bottom - h, 2),
+                "w": round(slot - 4, 2),
+                "h": round(h, 2),
+                "count": count,
+                "label": f"{lo:.2f}–{hi:.2f}",
+            }
+        )
+    ticks = [f"{low:.2f}", f"{(low + high) / 2:.2f}", f"{high:.2f}"]
+    return {"width": width, "height": height, "bars": bars, "ticks": ticks}
+
+
+def _json_for_script(data: Any) -> Markup:
+    """JSON safe inside <script type="application/json">: no `<`, `>` or `&` left to parse."""
+    if orjson is not None:
+        text = orjson.dumps(data).decode("utf-8")
+    else:  # pragma: no cover
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    # U+2028/2029 are fine for JSON.parse but are written escaped for any JS-aware tooling.
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return Markup(text)
+
+
+@lru_cache(maxsize=1)
+def _assets() -> tuple[str, str, str]:
+    """(css, js, csp): inline code is allowed by hash, so nothing else can run or style."""
+    css = (TEMPLATES / "viewer.css").read_text(encoding="utf-8")
+    js = (TEMPLATES / "viewer.js").read_text(encoding="utf-8")
+
+    def digest(text: str) -> str:
+        import base64
+
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    csp = "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {digest(js)}",
+            f"style-src {digest(css)}",
+            "img-src data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "object-src 'none'",
+        ]
+    )
+    return css, js, csp
+
+
+@lru_cache(maxsize=1)
+def _template() -> Any:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,  # on for every template, whatever its file name
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("viewer.html.j2")
+
+
+def _ignore_issue(issue: Issue) -> None:
+    pass
+
+
+def render_html(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str] | None = None,
+    *,
+    title: str | None = None,
+    allow_empty: bool = False,
+    quiet: bool = True,
+) -> RenderStats:
+    """Render `input_path` (a rollout JSONL file) to a self-contained HTML page.
+
+    `output_path` defaults to the input with an .html suffix; it is written atomically. Raises
+    ViewerError for a missing/unreadable/empty input, or EmptyInputError when no line holds a
+    usable rollout (unless `allow_empty`, which writes a page saying so). Malformed lines are
+    skipped and listed on the page; `quiet=False` also prints them to stderr.
+    """
+    started = time.perf_counter()
+    source = Path(input_path)
+    target = Path(output_path) if output_path is not None else default_output_path(source)
+    try:
+        reader = RolloutReader(
+            source,
+            progress=False,
+            # The page lists the issues (stats keeps the first ones); stderr only for the CLI.
+            on_issue=_ignore_issue if quiet else None,
+            max_issues=MAX_ISSUES_LISTED,
+        )
+    except RolloutFileError as error:
+        raise ViewerError(str(error)) from None
+    sprite = IconSprite()
+    collected = _collect(reader.groups(), sprite)
+    stats = reader.stats
+    if not collected.rollouts and not allow_empty:
+        detail = f"; first problem: {stats.first_issue}" if stats.first_issue else ""
+        raise EmptyInputError(
+            f"no rollouts in {source} ({stats.lines} lines, "
+            f"{stats.malformed_lines} malformed){detail}"
+        )
+    if not target.parent.is_dir():
+        raise ViewerError(f"output directory does not exist: {target.parent}")
+
+    summary = _summary(collected)
+    css, js, csp = _assets()
+    data = {
+        "layer_names": LAYER_NAMES,
+        "groups_per_page": GROUPS_PER_PAGE,
+        "rollouts_per_page": ROLLOUTS_PER_PAGE,
+        "groups": collected.groups,
+        "rollouts": collected.rollouts,
+    }
+    html = _template().render(
+        title=title or f"Rollouts · {source.name}",
+        source=str(source),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        csp=csp,
+        css=Markup(css),
+        js=Markup(js),
+        sprite=sprite.markup(),
+        summary=summary,
+        hist=_histogram(summary["scores"]),
+        malformed=list(stats.issues),
+        issue_total=stats.issue_count,
+        data_json=_json_for_script(data),
+    )
+    encoded = html.encode("utf-8")
+    try:
+        with atomic_writer(target, "wb") as handle:
+            handle.write(encoded)
+    except OSError as error:
+        raise ViewerError(f"cannot write {target}: {error.strerror or error}") from None
+    return RenderStats(
+        input_path=source,
+        output_path=target,
+        groups=len(collected.groups),
+        rollouts=len(collected.rollouts),
+        malformed_lines=stats.malformed_lines,
+        malformed_rollouts=stats.malformed_rollouts,
+        html_bytes=len(encoded),
+        seconds=time.perf_counter() - started,
+        formats=dict(collected.formats),
+    )
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m metric_cards render",
+        description="Render a rollout JSONL file (ours or the legacy format) to one "
+        "self-contained HTML page: metric cards, scores, layers, problems, sort and filter.",
+    )
+    parser.add_argument("input", help="rollout file (.jsonl), one group per line")
+    parser.add_argument(
+        "-o", "--output", help="HTML file to write (default: the input with an .html suffix)"
+    )
+    parser.add_argument("--title", help="page title (default: the input's file name)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        stats = render_html(args.input, args.output, title=args.title, quiet=False)
+    except ViewerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    skipped = ""
+    if stats.malformed_lines or stats.malformed_rollouts:
+        skipped = (
+            f", skipped {stats.malformed_lines} malformed lines"
+            f" and {stats.malformed_rollouts} malformed rollouts"
+        )
+    print(
+        f"wrote {stats.output_path}: {stats.groups:,} groups, {stats.rollouts:,} rollouts"
+        f"{skipped}, {stats.html_bytes / 1e6:.1f} MB in {stats.seconds:.2f}s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
