@@ -414,13 +414,11 @@ class RolloutReader:
     # -- reporting --
 
     def _print_issue(self, issue: Issue) -> None:
-        if self.stats.issue_count > self.print_issues:
-            return
-        if self.stats.issue_count == self.print_issues:
-            text = f"warning: {self.path}: more malformed lines; only the count is kept from here"
-        else:
-            text = f"warning: {self.path}: {issue}"
-        _write_stderr(text)
+        # issue_count already includes this issue.
+        if self.stats.issue_count <= self.print_issues:
+            _write_stderr(f"warning: {self.path}: {issue}")
+        elif self.stats.issue_count == self.print_issues + 1:
+            _write_stderr(f"warning: {self.path}: more malformed lines; only counting from here")
 
     def _issue(
         self,

@@ -1,0 +1,208 @@
+"""Rollout files for the reader and data-script tests, built from the real shared corpus.
+
+* `our_groups`: the corpus as groups of K=4 in our format (docs/rollout-format.md). Each group's
+  prompt is the first of four consecutive corpus rows; its four completions are those four
+  rows' real completions, so three of them answer another request and the reward (the real
+  `score_completion`) tells them apart. Optional `variants` put fenced, prose-wrapped,
+  duplicated, non-card and truncated completions into known places.
+* `legacy_groups`: the same completions in the original environment's format (one Llama-3
+  string per rollout, random scores in [-0.5, 0.5]).
+* `write_jsonl`: writes lines as the env does (json.dumps default separators) or compactly.
+
+Token ids and masks are made up (the reader never decodes them) but have realistic lengths so
+the reader's fast path that skips them is exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metric_cards.catalog import SYSTEM_PROMPT, parse_request
+
+K = 4
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a fixture file holds, independently of the reader: one entry per rollout."""
+
+    prompt: str
+    completion: str
+    score: float
+    finish_reason: str | None
+    group: int
+    index: int
+
+
+def _fake_tokens(rng: random.Random, prompt_len: int, completion_len: int) -> tuple[list, list]:
+    tokens = [rng.randrange(128_256) for _ in range(prompt_len + completion_len)]
+    masks = [-100] * prompt_len + tokens[prompt_len:]
+    return tokens, masks
+
+
+def fenced(text: str) -> str:
+    return f"```json\n{text}\n```"
+
+
+def with_prose(text: str) -> str:
+    return f"Here is the metric card you asked for:\n\n{text}\n\nLet me know if you need changes."
+
+
+def not_a_card(text: str) -> str:
+    card = json.loads(text)
+    card["componentType"] = "chartCard"
+    return json.dumps(card, indent=2)
+
+
+def truncated(text: str) -> str:
+    return text[: len(text) // 2]
+
+
+def our_groups(
+    rows: list[dict[str, Any]],
+    score: Callable[..., Any],
+    *,
+    variants: bool = False,
+    seed: int = 0,
+) -> tuple[list[dict[str, Any]], list[Expected]]:
+    """Groups in our format and the expected rollouts, scored by `score` (score_completion)."""
+    rng = random.Random(seed)
+    groups: list[dict[str, Any]] = []
+    expected: list[Expected] = []
+    for g in range(len(rows) // K):
+        chunk = rows[g * K : (g + 1) * K]
+        prompt = chunk[0]["prompt"]
+        request = parse_request(prompt)
+        completions = [row["completion"] for row in chunk]
+        finish = ["stop"] * K
+        if variants:
+            completions, finish = _apply_variants(g, completions, finish)
+        messages, tokens, masks, records, scores = [], [], [], [], []
+        for i, completion in enumerate(completions):
+            result = score(completion, request, finish[i])
+            layers = {k: float(v) for k, v in dict(result.layers).items()}
+            records.append(
+                {
+                    "score": float(result.score),
+                    "base_score": float(result.score),
+                    "layers": layers,
+                    "problems": list(result.problems),
+                    "finish_reason": finish[i],
+                    "completion_tokens": len(completion) // 4,
+                    "adjustments": {},
+                }
+            )
+            scores.append(float(result.score))
+            messages.append(
+                [
+                    {"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": prompt},
+                    {"role": "assistant", "content": completion},
+                ]
+            )
+            t, m = _fake_tokens(rng, 460, len(completion) // 4)
+            tokens.append(t)
+            masks.append(m)
+            expected.append(Expected(prompt, completion, float(result.score), finish[i], g, i))
+        groups.append(
+            {
+                "tokens": tokens,
+                "masks": masks,
+                "scores": scores,
+                "messages": messages,
+                "advantages": None,
+                "ref_logprobs": None,
+                "overrides": None,
+                "group_overrides": None,
+                "metric_card": {
+                    "format_version": 1,
+                    "request": request.to_dict() if request else None,
+                    "rollouts": records,
+                },
+            }
+        )
+    return groups, expected
+
+
+def _apply_variants(
+    g: int, completions: list[str], finish: list[str]
+) -> tuple[list[str], list[str]]:
+    """Known oddities in known places (group index mod 6) for the data-script tests."""
+    completions = list(completions)
+    finish = list(finish)
+    kind = g % 6
+    if kind == 1:  # the same card twice in a group: fenced copy of rollout 0 -> a duplicate
+        completions[1] = fenced(completions[0])
+    elif kind == 2:  # fenced and prose-wrapped: kept, with fences/prose stripped
+        completions[0] = fenced(completions[0])
+        completions[2] = with_prose(completions[2])
+    elif kind == 3:  # not a metric card
+        completions[0] = not_a_card(completions[0])
+    elif kind == 4:  # cut off by the token limit
+        completions[0] = truncated(completions[0])
+        finish[0] = "length"
+    elif kind == 5:  # an exact duplicate of rollout 0 with other whitespace
+        completions[3] = json.dumps(json.loads(completions[0]))
+    return completions, finish
+
+
+LLAMA3 = (
+    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>"
+    "<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n{assistant}"
+)
+
+
+def llama3_text(system: str, user: str, assistant: str, closed: bool = True) -> str:
+    text = LLAMA3.format(system=system, user=user, assistant=assistant)
+    return text + "<|eot_id|>" if closed else text
+
+
+def legacy_groups(
+    rows: list[dict[str, Any]], *, seed: int = 0, truncate_every: int = 10
+) -> tuple[list[dict[str, Any]], list[Expected]]:
+    """The original environment's lines: one decoded Llama-3 string per rollout, random scores.
+
+    Odd groups use atroposlib's include_messages fallback shape (a one-element list holding a
+    user dict with the whole string); every `truncate_every`-th rollout has no <|eot_id|>.
+    """
+    rng = random.Random(seed)
+    groups: list[dict[str, Any]] = []
+    expected: list[Expected] = []
+    n = 0
+    for g in range(len(rows) // K):
+        chunk = rows[g * K : (g + 1) * K]
+        prompt = chunk[0]["prompt"]
+        messages, scores, tokens, masks = [], [], [], []
+        for i, row in enumerate(chunk):
+            closed = n % truncate_every != truncate_every - 1
+            n += 1
+            text = llama3_text(SYSTEM_PROMPT, prompt, row["completion"], closed)
+            messages.append([text] if g % 2 == 0 else [{"role": "user", "content": text}])
+            value = round(rng.uniform(-0.5, 0.5), 6)
+            scores.append(value)
+            t, m = _fake_tokens(rng, 460, len(row["completion"]) // 4)
+            tokens.append(t)
+            masks.append(m)
+            finish = "stop" if closed else "length"
+            expected.append(Expected(prompt, row["completion"], value, finish, g, i))
+        groups.append({"tokens": tokens, "masks": masks, "scores": scores, "messages": messages})
+    return groups, expected
+
+
+def write_jsonl(path: Path, objects: Iterable[Any], *, compact: bool = False) -> Path:
+    """One JSON line per object; default separators as atroposlib's jsonlines writer uses."""
+    with path.open("w", encoding="utf-8") as handle:
+        for obj in objects:
+            if isinstance(obj, str):  # a raw line (for malformed-line tests)
+                handle.write(obj + "\n")
+            elif compact:
+                handle.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n")
+            else:
+                handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    return path
