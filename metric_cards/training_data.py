@@ -173,7 +173,7 @@ class TrainingFilter:
             self._seen.add(digest)
         completion = extraction.text.strip()
         row = make_row(rollout, completion, self.fmt, self.metadata)
-        example = Example(rollout, completion, row, score >= self.hq_threshold - 1e-12)
+        example = Example(rollout, completion, row, score >= self.hq_threshold - 1e-9)
         return Decision(True, "kept", example)
 
 
@@ -195,7 +195,7 @@ def preference_pair(
     best = max(scored, key=lambda r: r.score)  # type: ignore[arg-type,return-value]
     worst = min(scored, key=lambda r: r.score)  # type: ignore[arg-type,return-value]
     assert best.score is not None and worst.score is not None
-    if best.score - worst.score < margin - 1e-12 or best.completion == worst.completion:
+    if best.score - worst.score < margin - 1e-9 or best.completion == worst.completion:
         return None
     pair: dict[str, Any]
     if fmt == "messages":
