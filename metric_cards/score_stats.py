@@ -1,8 +1,8 @@
 """Streaming score statistics: summary numbers, bucket and threshold tables, histograms.
 
-`ScoreStats` takes one score at a time. Count, mean and std use Welford's running update; the
-exact median needs the scores themselves, kept in an `array('d')` (8 bytes a rollout: 8 MB for a
-million rollouts, far less than the file), and histograms keep counts on a fixed 0.01 grid.
+`ScoreStats` takes one rollout at a time. The exact median needs the scores themselves, so they
+are kept in an `array('d')` (8 bytes a rollout: 8 MB for a million rollouts, a thousandth of
+such a file); layer values are only summed and counted on a 0.01 grid, in numpy batches.
 """
 
 from __future__ import annotations
@@ -19,95 +19,149 @@ import numpy as np
 LAYERS = ("validity", "schema", "semantic", "formatting")
 DEFAULT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _FINE = 100  # histogram grid: 1/_FINE wide cells
+_BATCH = 1 << 16  # layer values queued before a vectorised update
 
 
 def bucket_index(score: float, width: float = 0.1) -> int:
     """Index k of the bucket [k*width, (k+1)*width) holding `score`.
 
-    Rounding first keeps 0.3 in [0.3, 0.4) although 0.3/0.1 is 2.9999999999999996 in floats.
-    A score of exactly 1.0 goes to the last bucket below it, so [0.9, 1.0] is closed.
+    The 1e-9 keeps 0.3 in [0.3, 0.4) although 0.3/0.1 is 2.9999999999999996 in floats. A score
+    of exactly 1.0 goes to the bucket below it when 1.0 is a bucket edge, so [0.9, 1.0] is closed.
     """
-    k = math.floor(round(score / width, 9))
-    if k > 0 and math.isclose(k * width, 1.0) and score <= 1.0:
-        k -= 1
+    return int(_bucket_indices(np.array([score], dtype=np.float64), width)[0])
+
+
+def _bucket_indices(values: np.ndarray, width: float) -> np.ndarray:
+    k = np.floor(values / width + 1e-9).astype(np.int64)
+    edge = round(1 / width)
+    if math.isclose(edge * width, 1.0):
+        k[(k == edge) & (values <= 1.0 + 1e-12)] -= 1
     return k
 
 
+def _add_counts(counter: Counter[int], indices: np.ndarray) -> None:
+    keys, counts = np.unique(indices, return_counts=True)
+    for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+        counter[key] += count
+
+
 @dataclass
-class RunningMean:
-    """Count, mean, min, max and std of a stream (Welford), without keeping the values."""
+class LayerStats:
+    """Mean and 0.01-grid histogram of one reward layer, filled in vectorised batches."""
 
     count: int = 0
-    mean: float = 0.0
-    _m2: float = 0.0
-    min: float = math.inf
-    max: float = -math.inf
+    total: float = 0.0
+    fine: Counter[int] = field(default_factory=Counter)
+    _pending: array = field(default_factory=lambda: array("d"))
 
     def add(self, value: float) -> None:
-        self.count += 1
-        delta = value - self.mean
-        self.mean += delta / self.count
-        self._m2 += delta * (value - self.mean)
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        self._pending.append(value)
+        if len(self._pending) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        values = np.frombuffer(self._pending, dtype=np.float64)
+        self.count += len(values)
+        self.total += float(values.sum())
+        _add_counts(self.fine, _bucket_indices(values, 1 / _FINE))
+        self._pending = array("d")
 
     @property
-    def std(self) -> float:
-        """Population standard deviation (0 for fewer than two values)."""
-        return math.sqrt(self._m2 / self.count) if self.count > 1 else 0.0
+    def mean(self) -> float:
+        self.flush()
+        return self.total / self.count if self.count else math.nan
+
+
+@dataclass(frozen=True)
+class Summary:
+    count: int
+    min: float
+    max: float
+    mean: float
+    median: float
+    std: float  # population standard deviation
 
 
 @dataclass
 class ScoreStats:
-    """Everything show_score_distribution.py reports, built one rollout at a time."""
+    """Everything show_score_distribution.py reports, built one rollout at a time.
+
+    Per rollout it only appends the score to an `array('d')` (8 bytes: the exact median needs
+    every score) and queues the layer values; all arithmetic is done by numpy at the end or in
+    batches, which keeps a multi-GB file's statistics from costing more than reading it.
+    """
 
     bucket_width: float = 0.1
-    summary: RunningMean = field(default_factory=RunningMean)
-    scores: array = field(default_factory=lambda: array("d"))  # for the exact median/thresholds
-    buckets: Counter[int] = field(default_factory=Counter)
-    fine: Counter[int] = field(default_factory=Counter)  # 0.01 grid, for the PNG
-    layers: dict[str, RunningMean] = field(default_factory=dict)
-    layer_fine: dict[str, Counter[int]] = field(default_factory=dict)
+    scores: array = field(default_factory=lambda: array("d"))
+    layers: dict[str, LayerStats] = field(default_factory=dict)
     missing_scores: int = 0
 
     def add(self, score: float | None, layers: Mapping[str, float] | None = None) -> None:
         if score is None:
             self.missing_scores += 1
         else:
-            self.summary.add(score)
             self.scores.append(score)
-            self.buckets[bucket_index(score, self.bucket_width)] += 1
-            self.fine[bucket_index(score, 1 / _FINE)] += 1
-        for name, value in (layers or {}).items():
-            self.layers.setdefault(name, RunningMean()).add(value)
-            self.layer_fine.setdefault(name, Counter())[bucket_index(value, 1 / _FINE)] += 1
+        if layers:
+            for name, value in layers.items():
+                stats = self.layers.get(name)
+                if stats is None:
+                    stats = self.layers[name] = LayerStats()
+                stats.add(value)
 
     @property
     def count(self) -> int:
-        return self.summary.count
+        return len(self.scores)
 
-    def _sorted(self) -> np.ndarray:
-        # numpy views the array's buffer: no per-score Python objects, 8 bytes a score.
-        return np.sort(np.frombuffer(self.scores, dtype=np.float64))
+    def _values(self) -> np.ndarray:
+        # numpy views the array's buffer: no per-score Python objects.
+        return np.frombuffer(self.scores, dtype=np.float64) if self.scores else np.empty(0)
+
+    def summary(self) -> Summary:
+        values = self._values()
+        if not len(values):
+            return Summary(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+        return Summary(
+            count=len(values),
+            min=float(values.min()),
+            max=float(values.max()),
+            mean=float(values.mean()),
+            median=float(np.median(values)),
+            std=float(values.std()),
+        )
 
     def median(self) -> float:
-        return float(np.median(np.frombuffer(self.scores))) if self.scores else math.nan
+        return self.summary().median
 
     def at_least(self, thresholds: Iterable[float]) -> list[tuple[float, int]]:
         """[(t, number of scores >= t)], exact."""
-        ordered = self._sorted()
+        ordered = np.sort(self._values())
         # A 1e-9 tolerance so a score written as 0.7 counts for ">= 0.7" whatever the rounding.
         return [(t, int(len(ordered) - np.searchsorted(ordered, t - 1e-9))) for t in thresholds]
 
+    @property
+    def buckets(self) -> Counter[int]:
+        counts: Counter[int] = Counter()
+        _add_counts(counts, _bucket_indices(self._values(), self.bucket_width))
+        return counts
+
+    @property
+    def fine(self) -> Counter[int]:
+        counts: Counter[int] = Counter()
+        _add_counts(counts, _bucket_indices(self._values(), 1 / _FINE))
+        return counts
+
     def bucket_rows(self) -> list[tuple[float, float, int]]:
         """[(low, high, count)] for every bucket of [0, 1], widened to any score outside it."""
-        if not self.buckets:
+        buckets = self.buckets
+        if not buckets:
             return []
         width = self.bucket_width
-        low = min(0, min(self.buckets))
-        high = max(bucket_index(1.0, width), max(self.buckets))
+        low = min(0, min(buckets))
+        high = max(bucket_index(1.0, width), max(buckets))
         return [
-            (round(k * width, 10), round((k + 1) * width, 10), self.buckets.get(k, 0))
+            (round(k * width, 10), round((k + 1) * width, 10), buckets.get(k, 0))
             for k in range(low, high + 1)
         ]
 
@@ -120,7 +174,7 @@ class ScoreStats:
 
 
 def format_summary(stats: ScoreStats, indent: str = "  ") -> list[str]:
-    s = stats.summary
+    s = stats.summary()
     if not s.count:
         return [f"{indent}no scores"]
     return [
@@ -128,7 +182,7 @@ def format_summary(stats: ScoreStats, indent: str = "  ") -> list[str]:
         f"{indent}min    {s.min:.4f}",
         f"{indent}max    {s.max:.4f}",
         f"{indent}mean   {s.mean:.4f}",
-        f"{indent}median {stats.median():.4f}",
+        f"{indent}median {s.median:.4f}",
         f"{indent}std    {s.std:.4f}",
     ]
 
@@ -196,20 +250,23 @@ def plot_distribution(stats: ScoreStats, path: str | Path, title: str = "") -> N
     main = fig.add_subplot(grid[0, :])
     lefts, counts, width = _bars(stats.fine, round(stats.bucket_width * _FINE / 2) or 1)
     main.bar(lefts, counts, width=width, align="edge", color="#4c72b0", edgecolor="white")
-    if stats.count:
-        main.axvline(stats.summary.mean, color="#c44e52", linestyle="--", label="mean")
-        main.axvline(stats.median(), color="#55a868", linestyle=":", label="median")
+    summary = stats.summary()
+    if summary.count:
+        main.axvline(summary.mean, color="#c44e52", linestyle="--", label="mean")
+        main.axvline(summary.median, color="#55a868", linestyle=":", label="median")
         main.legend()
-    main.set_title(f"score (n={stats.count}, mean={stats.summary.mean:.3f})")
+    main.set_title(f"score (n={summary.count}, mean={summary.mean:.3f})")
     main.set_xlabel("score")
     main.set_ylabel("rollouts")
     main.yaxis.set_major_locator(MaxNLocator(integer=True))
     for index, name in enumerate(layer_names):
         ax = fig.add_subplot(grid[1 + index // columns, index % columns])
-        lefts, counts, width = _bars(stats.layer_fine[name], 5)
+        layer = stats.layers[name]
+        layer.flush()
+        lefts, counts, width = _bars(layer.fine, 5)
         ax.bar(lefts, counts, width=width, align="edge", color="#8172b2", edgecolor="white")
         ax.set_xlim(-0.02, 1.02)
-        ax.set_title(f"{name} (mean {stats.layers[name].mean:.3f})", fontsize=10)
+        ax.set_title(f"{name} (mean {layer.mean:.3f})", fontsize=10)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
