@@ -146,7 +146,7 @@ def _trend_view(trend: Any) -> dict[str, Any] | None:
         text = f"{abs(number):g}%"
     elif isinstance(raw, str):
         text = _clip(raw.strip())
-        match = _SIGNED_NUMBER.search(raw)
+        match = _SIGNED_NUMBER.match(raw.strip())  # a leading number only: "-12%", "+3.1"
         if match:
             sign = -1 if match.group(0).lstrip()[:1] in ("-", "−") else 1
             digits = float(re.sub(r"[^\d.]", "", match.group(0).replace(",", ".")) or 0)

@@ -1,5 +1,5 @@
 // Rollout viewer: renders the embedded rollout data with DOM APIs only.
-// Model output is untrusted: it only ever reaches the page through textContent (never innerHTML,
+// Model output is untrusted: it only ever reaches the page through textContent (never parsed as HTML,
 // never as a class name, id, URL or attribute), so markup in a completion stays inert text.
 (function () {
   "use strict";
@@ -179,7 +179,7 @@
     head.appendChild(el("span", "spacer"));
     head.appendChild(el("span", scoreClass(r.s), fmt(r.s, 3)));
     art.appendChild(head);
-    if (withGroup) art.appendChild(el("div", "subtitle", g.p));
+    if (withGroup) art.appendChild(el("div", "rollout-prompt", g.p));
     art.appendChild(renderCard(r));
     art.appendChild(renderLayers(r));
     if (r.pr.length) {
@@ -256,4 +256,6 @@
   ui.prev.addEventListener("click", function () { state.page--; render(); window.scrollTo(0, 0); });
   ui.next.addEventListener("click", function () { state.page++; render(); window.scrollTo(0, 0); });
   refresh();
+  // For scripts/bench_viewer.py and the browser tests: when the first page of cards is in the DOM.
+  if (window.performance && performance.mark) performance.mark("viewer-ready");
 })();
