@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--score_threshold",
         type=float,
-        default=0.5,
+        default=0.8,
         help="keep rollouts whose score is above this",
     )
     add_reader_arguments(parser)

@@ -47,10 +47,11 @@ Keeps the rollouts whose score is above --score_threshold and whose completion i
 (componentType "metricCard", props.title and props.value), strips code fences, <think> blocks
 and prose around the JSON, drops duplicate cards and writes:
 
-  OUTPUT                       the fine-tuning file
-  {HQ_FILENAME}  beside OUTPUT: the kept rows with score >= --hq_threshold
-  --dpo FILE                   preference pairs: best vs worst rollout of each group
-  --dataset DIR                a Hugging Face DatasetDict (train/validation) via save_to_disk
+  OUTPUT          the fine-tuning file
+  {HQ_FILENAME}
+                  beside OUTPUT (or --hq_output): the kept rows with score >= --hq_threshold
+  --dpo FILE      preference pairs: best vs worst rollout of each group
+  --dataset DIR   a Hugging Face DatasetDict (train/validation) via save_to_disk
 
 Outputs are written atomically: an interrupted run leaves no partial file.
 
@@ -60,7 +61,7 @@ examples:
   python trainingDataScript.py rollouts.jsonl data/chat.jsonl --format messages \\
       --dataset data/metric_cards_ds --val_fraction 0.1 --seed 42
   python trainingDataScript.py rollouts.jsonl data/train.jsonl --dpo data/dpo.jsonl --dpo_margin 0.3
-  python trainingDataScript.py rollouts.jsonl data/train.jsonl --debug | less
+  python trainingDataScript.py rollouts.jsonl data/train.jsonl --debug 2>&1 | less
 """
 
 
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("input", metavar="INPUT", help="rollout JSONL (our format or legacy)")
     parser.add_argument("output", metavar="OUTPUT", help="fine-tuning JSONL to write")
     parser.add_argument(
-        "--score_threshold", type=float, default=0.5, help="keep rollouts whose score is above this"
+        "--score_threshold", type=float, default=0.8, help="keep rollouts whose score is above this"
     )
     parser.add_argument(
         "--hq_threshold",

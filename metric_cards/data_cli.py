@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from metric_cards.io_utils import exit_cleanly_on_sigterm
-from metric_cards.rollouts import ReadStats, RolloutFileError, RolloutReader
+from metric_cards.rollouts import FORMAT_LEGACY, ReadStats, RolloutFileError, RolloutReader
 
 EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -31,8 +31,17 @@ class NoDataError(Exception):
     """The input holds nothing usable; printed as `error: ...`, exit code 1."""
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults and keep the epilog's examples as written."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the epilog's examples as written; show defaults that say something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" not in text and not (
+            default is None or default is False or default == argparse.SUPPRESS
+        ):
+            text += " (default: %(default)s)"
+        return text
 
 
 def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +111,8 @@ def read_summary(stats: ReadStats) -> list[str]:
     ]
     if stats.rescored:
         lines.append(f"rescored {stats.rescored} rollouts with the reward (legacy scores ignored)")
+    elif stats.formats.get(FORMAT_LEGACY):
+        lines.append("note: legacy rollouts carry random scores in [-0.5, 0.5]; see --rescore")
     bad = []
     if stats.malformed_lines:
         bad.append(f"{stats.malformed_lines} malformed line(s) skipped")

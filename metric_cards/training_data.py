@@ -119,7 +119,7 @@ class Decision:
 class TrainingFilter:
     """Decide, rollout by rollout, what goes into the fine-tuning file."""
 
-    score_threshold: float = 0.5  # keep score > this
+    score_threshold: float = 0.8  # keep score > this
     hq_threshold: float = 0.9  # high-quality file: kept and score >= this
     fmt: str = "prompt_completion"
     dedup: str = "prompt"  # "prompt": same card for the same prompt; "global": same card at all

@@ -153,7 +153,7 @@ def test_training_metadata_hq_and_threshold(ours, tmp_path):
         assert row["prompt"] == source.prompt
     hq = read_jsonl(tmp_path / HQ)
     assert hq == [r for r in rows if r["score"] >= 0.8]
-    assert 0 < len(hq) < len(rows) or len(hq) == len(rows)
+    assert 0 < len(hq) < len(rows)  # the corpus has both kinds above 0.5
 
 
 def test_training_chat_format(ours, tmp_path):
