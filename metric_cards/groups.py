@@ -84,10 +84,7 @@ def build_group(request: Request | None, rollouts: list[ScoredRollout]) -> dict[
         "masks": [r.masks for r in rollouts],
         "scores": [r.score for r in rollouts],
         "messages": [r.messages for r in rollouts],
-        "advantages": None,
-        "ref_logprobs": None,
-        "overrides": None,
-        "group_overrides": None,
+        # atroposlib fills in the remaining ScoredDataGroup keys (advantages, overrides, ...)
         "metric_card": {
             "format_version": FORMAT_VERSION,
             "request": request.to_dict() if request is not None else None,
