@@ -1,0 +1,1196 @@
+"""The reward: how good is one completion as a MetricCard config for the request it answers?
+
+Four layers, each a pure function returning a score in [0, 1] and the problems that cost points:
+
+validity    Is there a JSON object to find? (`metric_cards.extraction`)
+            bare object or one fenced block 1.0 · after a <think> block 0.95 · inside prose 0.9 ·
+            needed lenient repair (trailing commas, quotes, cut off...) 0.5 · nothing 0.
+            A JSON value that is not an object counts half.
+schema      Per-field partial credit against the card's shape (`metric_cards.schema`):
+            componentType, props object, title, value, description, trend {value, isPositive},
+            icon, className, no unknown keys. Exactly 1.0 when the Pydantic models accept the card.
+semantic    Does the card answer the request? Six checks, weighted (SEMANTIC_WEIGHTS):
+            title names the metric · value is written in the metric's unit · value and trend are
+            plausible · trend sign agrees with isPositive for the metric's polarity · icon is a
+            Lucide icon that fits the metric · title/description mention the period and domain
+            without contradicting them. Without a catalog request only the generic parts are
+            checked (title present, value has a number, trend magnitude, icon exists, description).
+formatting  Is the answer the JSON alone? Prose around it costs in proportion to its length, a
+            cut-off completion (finish_reason "length") costs, an overly long answer costs.
+
+Combination (weights from RewardConfig, normalised by their sum W):
+
+    score = (w_validity*V + w_schema*S + w_semantic*M + w_formatting*F*S) / W,   0 if V == 0
+
+The validity gate makes "no JSON" worth exactly 0. Formatting is credited in proportion to the
+schema layer, so a tidy answer that is not a card earns nothing for tidiness. Everything is
+deterministic and continuous: no randomness, no noise added to spread scores.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from metric_cards.catalog import METRICS_BY_NAME, Metric, Polarity, Request, Unit
+from metric_cards.extraction import Extraction, extract_json
+from metric_cards.icons import icon_match
+from metric_cards.schema import (
+    CLASS_NAME_MAX_LENGTH,
+    DESCRIPTION_MAX_LENGTH,
+    ICON_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    VALUE_MAX_LENGTH,
+)
+
+__all__ = [
+    "DEFAULT_REWARD",
+    "LAYERS",
+    "SEMANTIC_WEIGHTS",
+    "RewardConfig",
+    "ScoreResult",
+    "combine_layers",
+    "formatting_layer",
+    "schema_layer",
+    "score_completion",
+    "semantic_layer",
+    "validity_layer",
+]
+
+LAYERS = ("validity", "schema", "semantic", "formatting")
+_NUMBER_TYPES = (int, float)  # bool is an int subclass: callers exclude it explicitly
+
+
+class RewardConfig(BaseModel):
+    """Reward weights and penalties. Flat on purpose: the env config inherits these fields and
+    exposes each as an `--env.<field>` flag."""
+
+    weight_validity: float = Field(
+        default=0.10, ge=0, description="Weight of the validity layer (a JSON object was found)."
+    )
+    weight_schema: float = Field(
+        default=0.20, ge=0, description="Weight of the schema layer (per-field shape of the card)."
+    )
+    weight_semantic: float = Field(
+        default=0.55,
+        ge=0,
+        description="Weight of the semantic layer (the card answers the request: metric, unit, "
+        "plausible numbers, trend sign, icon, period/domain).",
+    )
+    weight_formatting: float = Field(
+        default=0.15,
+        ge=0,
+        description="Weight of the formatting layer (JSON alone, not cut off, not overlong); "
+        "credited in proportion to the schema layer.",
+    )
+    validity_after_think: float = Field(
+        default=0.95, ge=0, le=1, description="Validity of a clean JSON answer after <think>."
+    )
+    validity_in_prose: float = Field(
+        default=0.9, ge=0, le=1, description="Validity of a JSON object found inside prose."
+    )
+    validity_repaired: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Validity of JSON that needed lenient repair (trailing commas, single quotes, "
+        "Python literals, comments, a cut-off object).",
+    )
+    prose_penalty: float = Field(
+        default=0.6, ge=0, le=1, description="Most the formatting layer loses to prose."
+    )
+    prose_chars_full_penalty: int = Field(
+        default=200,
+        ge=1,
+        description="Non-whitespace prose characters (outside the JSON and <think>) at which the "
+        "whole prose_penalty applies; fewer cost proportionally.",
+    )
+    truncation_penalty: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Formatting lost when the completion was cut off (finish_reason 'length', or a "
+        "repaired object that never closed).",
+    )
+    max_reasonable_chars: int = Field(
+        default=1000, ge=1, description="Answer length (characters outside <think>) that is free."
+    )
+    long_answer_penalty: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Formatting lost by an answer twice max_reasonable_chars long (proportional "
+        "in between).",
+    )
+    trend_plausible_max: float = Field(
+        default=100.0,
+        gt=0,
+        description="Largest |trend.value| (a percentage change) that is fully plausible; credit "
+        "falls linearly to 0 at three times this.",
+    )
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> RewardConfig:
+        total = self.weight_validity + self.weight_schema + self.weight_semantic
+        if total + self.weight_formatting <= 0:
+            raise ValueError("at least one reward layer weight must be positive")
+        return self
+
+
+DEFAULT_REWARD = RewardConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    score: float  # in [0,1]
+    layers: dict[str, float]  # keys exactly "validity","schema","semantic","formatting"
+    problems: list[str]  # short readable strings naming what cost points
+    extraction: Extraction
+
+
+def score_completion(
+    completion: str,
+    request: Request | None,
+    finish_reason: str | None = None,
+    config: RewardConfig = DEFAULT_REWARD,
+) -> ScoreResult:
+    """Score one completion against the request it answers (None: a prompt not from the catalog)."""
+    extraction = extract_json(completion if isinstance(completion, str) else "")
+    validity, problems = validity_layer(extraction, config)
+    if validity <= 0.0:
+        zero = {"validity": 0.0, "schema": 0.0, "semantic": 0.0, "formatting": 0.0}
+        return ScoreResult(0.0, zero, problems, extraction)
+    card = extraction.value
+    schema, schema_problems = schema_layer(card)
+    semantic, semantic_problems = semantic_layer(card, request, config)
+    formatting, formatting_problems = formatting_layer(extraction, finish_reason, config)
+    layers = {
+        "validity": validity,
+        "schema": schema,
+        "semantic": semantic,
+        "formatting": formatting,
+    }
+    return ScoreResult(
+        combine_layers(layers, config),
+        layers,
+        problems + schema_problems + semantic_problems + formatting_problems,
+        extraction,
+    )
+
+
+def combine_layers(layers: dict[str, float], config: RewardConfig = DEFAULT_REWARD) -> float:
+    """Weighted mean of the layers; formatting only counts as far as the answer is a card."""
+    if layers["validity"] <= 0.0:
+        return 0.0
+    total = (
+        config.weight_validity
+        + config.weight_schema
+        + config.weight_semantic
+        + config.weight_formatting
+    )
+    earned = (
+        config.weight_validity * layers["validity"]
+        + config.weight_schema * layers["schema"]
+        + config.weight_semantic * layers["semantic"]
+        + config.weight_formatting * layers["formatting"] * layers["schema"]
+    )
+    return round(min(1.0, max(0.0, earned / total)), 6)
+
+
+# --- validity ---------------------------------------------------------------------------------
+
+
+def validity_layer(
+    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD
+) -> tuple[float, list[str]]:
+    """Is there a JSON object to find, and how cleanly?"""
+    method = extraction.method
+    if extraction.value is None:
+        return 0.0, ["no JSON object found"]
+    problems: list[str] = []
+    if method == "bare" or method == "fenced":
+        score = 1.0
+    elif method == "after_think":
+        score = config.validity_after_think
+    elif method == "in_prose":
+        score = config.validity_in_prose
+        problems.append("the JSON is wrapped in prose")
+    else:
+        score = config.validity_repaired
+        problems.append("the JSON is broken and needed lenient repair")
+    if not isinstance(extraction.value, dict):
+        score *= 0.5
+        problems.append(f"the JSON is a {_json_type(extraction.value)}, not an object")
+    return score, problems
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, _NUMBER_TYPES):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return "object"
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+# Credit per field; a field that is optional and absent earns its full credit (absent is valid).
+_SCHEMA_CREDIT = {
+    "componentType": 1.0,
+    "props": 1.0,
+    "title": 1.0,
+    "value": 1.0,
+    "description": 0.5,
+    "trend": 1.0,
+    "icon": 0.5,
+    "className": 0.25,
+    "no_unknown_keys": 1.0,
+}
+_SCHEMA_TOTAL = sum(_SCHEMA_CREDIT.values())
+_CARD_KEYS = frozenset({"componentType", "props"})
+_PROPS_KEYS = frozenset({"title", "value", "description", "trend", "icon", "className"})
+_TREND_KEYS = frozenset({"value", "isPositive"})
+_OPTIONAL_STRINGS = (
+    ("description", DESCRIPTION_MAX_LENGTH, 0),
+    ("icon", ICON_MAX_LENGTH, 1),
+    ("className", CLASS_NAME_MAX_LENGTH, 0),
+)
+
+
+def schema_layer(card: Any) -> tuple[float, list[str]]:
+    """Per-field partial credit for the card's shape; 1.0 exactly when `MetricCard` validates it.
+
+    Written by hand (not Pydantic) because it runs once per completion in the RL loop and must
+    say how far off each field is; tests check it agrees with the Pydantic models and jsonschema.
+    """
+    if card.__class__ is dict and _is_valid_card(card):
+        return 1.0, []
+    if not isinstance(card, dict):
+        return 0.0, ["the answer is not a JSON object"]
+    problems: list[str] = []
+    earned = 0.0
+    component = card.get("componentType")
+    if component == "metricCard":
+        earned += 1.0
+    elif isinstance(component, str) and component.replace("_", "").lower() == "metriccard":
+        earned += 0.5
+        problems.append(f'componentType is "{component}", not exactly "metricCard"')
+    else:
+        problems.append('componentType is not "metricCard"' if component else "no componentType")
+    unknown = [key for key in card if key not in _CARD_KEYS]
+    props = card.get("props")
+    if isinstance(props, dict):
+        earned += 1.0
+        earned += _required_string(props, "title", TITLE_MAX_LENGTH, problems)
+        earned += _required_string(props, "value", VALUE_MAX_LENGTH, problems)
+        for key, max_length, min_length in _OPTIONAL_STRINGS:
+            credit = _SCHEMA_CREDIT[key]
+            earned += credit * _optional_string(props, key, max_length, min_length, problems)
+        earned += _trend_shape(props, problems, unknown)
+        unknown.extend(f"props.{key}" for key in props if key not in _PROPS_KEYS)
+    else:
+        problems.append("props is not an object" if "props" in card else "no props")
+    if unknown:
+        earned += max(0.0, 1.0 - 0.5 * len(unknown))
+        problems.append("unknown keys: " + ", ".join(unknown))
+    else:
+        earned += 1.0
+    return earned / _SCHEMA_TOTAL, problems
+
+
+def _is_valid_card(card: dict) -> bool:
+    """Fast path for the common case, a card that is entirely right (plain JSON types only)."""
+    props = card.get("props")
+    if card.get("componentType") != "metricCard" or len(card) != 2 or props.__class__ is not dict:
+        return False
+    if not props.keys() <= _PROPS_KEYS:
+        return False
+    title, value = props.get("title"), props.get("value")
+    if title.__class__ is not str or not 0 < len(title) <= TITLE_MAX_LENGTH:
+        return False
+    if value.__class__ is not str or not 0 < len(value) <= VALUE_MAX_LENGTH:
+        return False
+    trend = props.get("trend", _MISSING)
+    if trend is not _MISSING:
+        if trend.__class__ is not dict or trend.keys() != _TREND_KEYS:
+            return False
+        change = trend["value"]
+        if change.__class__ is not float and change.__class__ is not int:
+            return False
+        if trend["isPositive"].__class__ is not bool:
+            return False
+    for key, max_length, min_length in _OPTIONAL_STRINGS:
+        text = props.get(key, _MISSING)
+        if text is not _MISSING and (
+            text.__class__ is not str or not min_length <= len(text) <= max_length
+        ):
+            return False
+    return True
+
+
+_MISSING = object()
+
+
+def _required_string(props: dict, key: str, max_length: int, problems: list[str]) -> float:
+    text = props.get(key)
+    if isinstance(text, str):
+        if 0 < len(text) <= max_length:
+            return 1.0
+        problems.append(f"props.{key} is empty" if not text else f"props.{key} is too long")
+        return 0.5 if text else 0.25
+    if key not in props:
+        problems.append(f"no props.{key}")
+        return 0.0
+    problems.append(f"props.{key} must be a string, not a {_json_type(text)}")
+    # a number is the right information in the wrong type: the component still shows something
+    return 0.5 if isinstance(text, _NUMBER_TYPES) and not isinstance(text, bool) else 0.0
+
+
+def _optional_string(
+    props: dict, key: str, max_length: int, min_length: int, problems: list[str]
+) -> float:
+    if key not in props:
+        return 1.0
+    text = props[key]
+    if isinstance(text, str):
+        if min_length <= len(text) <= max_length:
+            return 1.0
+        problems.append(f"props.{key} is {'too long' if text else 'empty'}")
+        return 0.5
+    problems.append(f"props.{key} must be a string, not a {_json_type(text)}")
+    return 0.0
+
+
+def _trend_shape(props: dict, problems: list[str], unknown: list[str]) -> float:
+    if "trend" not in props:
+        return 1.0
+    trend = props["trend"]
+    if not isinstance(trend, dict):
+        problems.append(f"props.trend must be an object, not a {_json_type(trend)}")
+        return 0.0
+    credit = 0.0
+    value = trend.get("value")
+    if isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool):
+        credit += 0.5
+    elif isinstance(value, str) and _NUMBER.search(value):
+        credit += 0.2
+        problems.append("props.trend.value must be a number, not a string")
+    else:
+        problems.append(
+            "no props.trend.value" if "value" not in trend else "props.trend.value is not a number"
+        )
+    positive = trend.get("isPositive")
+    if isinstance(positive, bool):
+        credit += 0.5
+    elif isinstance(positive, str) and positive.lower() in ("true", "false"):
+        credit += 0.2
+        problems.append("props.trend.isPositive must be a boolean, not a string")
+    else:
+        problems.append(
+            "no props.trend.isPositive"
+            if "isPositive" not in trend
+            else "props.trend.isPositive is not a boolean"
+        )
+    unknown.extend(f"props.trend.{key}" for key in trend if key not in _TREND_KEYS)
+    return credit
+
+
+# --- semantic ---------------------------------------------------------------------------------
+
+SEMANTIC_WEIGHTS = {
+    "title": 0.25,  # the card is about the requested metric
+    "value": 0.20,  # written in the metric's unit
+    "plausibility": 0.15,  # value within the metric's bounds, trend a believable percentage
+    "trend": 0.15,  # trend sign agrees with isPositive for the metric's polarity
+    "icon": 0.10,  # a Lucide icon that fits the metric
+    "context": 0.15,  # mentions the requested period / domain, contradicts neither
+}
+# Without a catalog request: no trend-sign check (polarity unknown), the rest generic.
+_GENERIC_WEIGHTS = {key: w for key, w in SEMANTIC_WEIGHTS.items() if key != "trend"}
+_GENERIC_TOTAL = sum(_GENERIC_WEIGHTS.values())
+
+_W_TITLE = SEMANTIC_WEIGHTS["title"]
+_W_VALUE = SEMANTIC_WEIGHTS["value"]
+_W_PLAUSIBILITY = SEMANTIC_WEIGHTS["plausibility"]
+_W_TREND = SEMANTIC_WEIGHTS["trend"]
+_W_ICON = SEMANTIC_WEIGHTS["icon"]
+_W_CONTEXT = SEMANTIC_WEIGHTS["context"]
+
+# What an absent optional field earns: the system prompt asks for realistic trends, fitting icons
+# and context, so leaving them out is not free, but it is better than getting them wrong.
+_ABSENT = 0.5
+
+
+def semantic_layer(
+    card: Any, request: Request | None, config: RewardConfig = DEFAULT_REWARD
+) -> tuple[float, list[str]]:
+    """Does the card answer the request? Weighted mean of SEMANTIC_WEIGHTS' checks.
+
+    The checks of the title, the value and the icon depend only on that string and the metric,
+    and models repeat those strings a lot ("Churn Rate", "$1,250", "users"), so their verdicts
+    are memoised; the description and the trend are checked afresh every time.
+    """
+    props = card.get("props") if isinstance(card, dict) else None
+    if not isinstance(props, dict):
+        return 0.0, ["no props to check against the request"]
+    title = props.get("title")
+    value = props.get("value")
+    trend = props.get("trend")
+    icon = props.get("icon")
+    description = props.get("description")
+    if request is None or request.metric not in METRICS_BY_NAME:
+        return _generic_semantic(title, value, trend, icon, description, config, [])
+    metric = request.metric
+    profile = _metric_profile(metric)
+    if title.__class__ is str:
+        title_score, problems_list = _title_verdict(title, metric)
+        problems = list(problems_list)
+    else:
+        problems = []
+        title_score = title_check(title, profile, problems)
+    if value.__class__ is str:
+        value_format, value_plausible, value_problems = _value_verdict(value, metric)
+        if value_problems:
+            problems.extend(value_problems)
+    else:
+        value_format = value_format_check(value, profile, problems)
+        value_plausible = _value_plausibility(value, profile, problems)
+    trend_plausible = _trend_magnitude(trend, config, problems)
+    sign = trend_sign_check(trend, profile, problems)
+    if icon.__class__ is str:
+        icon_score, icon_problems = _icon_verdict(icon, metric)
+        if icon_problems:
+            problems.extend(icon_problems)
+    else:
+        icon_score = icon_check(icon, profile, problems)
+    scan = _scan_card_text(title, description, _period_profile(request.period).needs_years)
+    context = context_check(description, request, scan, problems)
+    total = (
+        _W_TITLE * title_score
+        + _W_VALUE * value_format
+        + _W_PLAUSIBILITY * (0.5 * value_plausible + 0.5 * trend_plausible)
+        + _W_TREND * sign
+        + _W_ICON * icon_score
+        + _W_CONTEXT * context
+    )
+    return total, problems
+
+
+@lru_cache(maxsize=16384)
+def _title_verdict(title: str, metric: str) -> tuple[float, tuple[str, ...]]:
+    problems: list[str] = []
+    return title_check(title, _metric_profile(metric), problems), tuple(problems)
+
+
+@lru_cache(maxsize=16384)
+def _value_verdict(value: str, metric: str) -> tuple[float, float, tuple[str, ...]]:
+    """(format score, plausibility of the value, problems) for one value string."""
+    problems: list[str] = []
+    profile = _metric_profile(metric)
+    value_format = value_format_check(value, profile, problems)
+    return value_format, _value_plausibility(value, profile, problems), tuple(problems)
+
+
+@lru_cache(maxsize=16384)
+def _icon_verdict(icon: str, metric: str | None) -> tuple[float, tuple[str, ...]]:
+    problems: list[str] = []
+    profile = _metric_profile(metric) if metric is not None else None
+    return icon_check(icon, profile, problems), tuple(problems)
+
+
+def _generic_semantic(
+    title: Any,
+    value: Any,
+    trend: Any,
+    icon: Any,
+    description: Any,
+    config: RewardConfig,
+    problems: list[str],
+) -> tuple[float, list[str]]:
+    weights = _GENERIC_WEIGHTS
+    has_title = isinstance(title, str) and any(ch.isalpha() for ch in title)
+    if not has_title:
+        problems.append("no readable title")
+    facts = _value_facts(value) if isinstance(value, str) else None
+    value_score = 1.0 if facts is not None and facts.has_digit else 0.3
+    if value_score < 1.0:
+        problems.append("value has no number")
+    plausible = _trend_magnitude(trend, config, problems)
+    if description is None:
+        context = _ABSENT
+        problems.append("no description")
+    else:
+        context = 1.0 if isinstance(description, str) and description.strip() else 0.0
+    total = (
+        weights["title"] * has_title
+        + weights["value"] * value_score
+        + weights["plausibility"] * plausible
+        + weights["icon"] * icon_check(icon, None, problems)
+        + weights["context"] * context
+    )
+    return total / _GENERIC_TOTAL, problems
+
+
+# --- per-metric data, derived once ---
+
+
+@dataclass(frozen=True, slots=True)
+class _MetricProfile:
+    metric: Metric
+    phrases: tuple[str, ...]  # the name and aliases, normalised, padded with spaces
+    words: tuple[str, ...]  # content words of the name, for partial credit
+    others: tuple[tuple[str, str], ...]  # (padded name, name) of the other catalog metrics
+    icons: frozenset[str]  # catalog icons as Lucide names
+    best_icon: str
+
+
+_STOPWORDS = frozenset({"of", "on", "the", "a", "an", "and", "per", "rate"})
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+@lru_cache(maxsize=4096)
+def _normalise_title(title: str) -> str:
+    """' revenue q3 2023 ' for 'Revenue (Q3 2023)': lower case, punctuation to spaces, padded."""
+    return f" {_NON_ALNUM.sub(' ', title.lower()).strip()} "
+
+
+_PROFILES: dict[str, _MetricProfile] = {}
+
+
+def _metric_profile(name: str) -> _MetricProfile:
+    profile = _PROFILES.get(name)
+    if profile is None:
+        profile = _PROFILES[name] = _build_metric_profile(name)
+    return profile
+
+
+def _build_metric_profile(name: str) -> _MetricProfile:
+    metric = METRICS_BY_NAME[name]
+    phrases = {_normalise_title(name)} | {_normalise_title(alias) for alias in metric.aliases}
+    own = set(phrases)
+    others = tuple(
+        (_normalise_title(other.name), other.name)
+        for other in METRICS_BY_NAME.values()
+        if other.name != name and _normalise_title(other.name) not in own
+    )
+    icons = [icon_match(icon)[0] or icon for icon in metric.icons]
+    words = tuple(w for w in _normalise_title(name).split() if w not in _STOPWORDS)
+    return _MetricProfile(
+        metric=metric,
+        phrases=tuple(sorted(phrases, key=len, reverse=True)),
+        words=words or tuple(_normalise_title(name).split()),
+        others=others,
+        icons=frozenset(icons),
+        best_icon=icons[0],
+    )
+
+
+# --- title ---
+
+
+def title_check(title: Any, profile: _MetricProfile, problems: list[str]) -> float:
+    """The title names the requested metric (its name or an alias), and only that; the time
+    period belongs in the description (a small cost when the title repeats it)."""
+    if not isinstance(title, str) or not title.strip():
+        problems.append("no title")
+        return 0.0
+    padded = _normalise_title(title)
+    name = profile.metric.name
+    if any(phrase in padded for phrase in profile.phrases):
+        if _scan_text(title)[0]:
+            problems.append("the title repeats the time period (it belongs in the description)")
+            return 0.9
+        return 1.0
+    for other_padded, other in profile.others:
+        if other_padded in padded:
+            problems.append(f"title {title!r} names {other}, not {name}")
+            return 0.0
+    found = sum(1 for word in profile.words if f" {word} " in padded)
+    problems.append(f"title {title!r} does not name {name}")
+    return 0.6 * found / len(profile.words)
+
+
+# --- value ---
+
+
+@dataclass(frozen=True, slots=True)
+class _ValueFacts:
+    has_digit: bool
+    number: float | None  # the first number, with its sign and K/M/B multiplier
+    currency: bool
+    percent: bool
+    ungrouped: bool  # 4+ integer digits with neither thousands separators nor a K/M/B suffix
+    duration: bool
+    fraction: tuple[float, float] | None  # "4.6/5", "8 out of 10"
+    ratio_mark: bool  # "5.2x", "3:1"
+    words: bool  # letters other than units/currency codes ("1,204 new users")
+
+
+_NUMBER = re.compile(r"(\d[\d,]*)(\.\d+)?")
+_CURRENCY = re.compile(
+    r"[$€£¥₹₩₽₺₪₦]|\b(?:usd|eur|gbp|jpy|inr|cad|aud|chf|cny|rmb)\b|\bdollars?\b|\beuros?\b",
+    re.IGNORECASE,
+)
+_PERCENT = re.compile(r"%|\bper ?cent\b|\bpct\b|\bpp\b", re.IGNORECASE)
+_SUFFIX = re.compile(r"\s*(k|m|mm|mn|b|bn|t|thousand|million|billion|trillion)\b", re.IGNORECASE)
+_MULTIPLIERS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mm": 1e6, "mn": 1e6, "million": 1e6}
+_MULTIPLIERS |= {"b": 1e9, "bn": 1e9, "billion": 1e9, "t": 1e12, "trillion": 1e12}
+_DURATION = re.compile(
+    r"\d\s*(?:ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|"
+    r"w|wks?|weeks?|mos?|months?|yrs?|years?)\b|\b\d{1,2}:\d{2}(?::\d{2})?\b",
+    re.IGNORECASE,
+)
+_FRACTION = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/|out of|of)\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_RATIO = re.compile(r"\d\s*[x×](?![a-z])|\d\s*:\s*1\b|\btimes\b", re.IGNORECASE)
+_MINUS_SIGNS = ("-", "\u2212", "\u2013")
+_UNIT_WORDS = re.compile(
+    r"\b(?:usd|eur|gbp|jpy|inr|cad|aud|chf|cny|rmb|dollars?|euros?|per ?cent|pct|pp|k|m|mm|mn|b|"
+    r"bn|t|thousand|million|billion|trillion|x|times|out|of)\b",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=8192)
+def _value_facts(value: str) -> _ValueFacts:
+    """What a value string says about itself; cached, values repeat a lot ("$1,250", "4.8%")."""
+    match = _NUMBER.search(value)
+    number = None
+    ungrouped = False
+    if match is not None:
+        integer, fraction = match.group(1).rstrip(","), match.group(2) or ""
+        number = float(integer.replace(",", "") + fraction)
+        suffix = _SUFFIX.match(value, match.end())
+        if suffix is not None:
+            number *= _MULTIPLIERS[suffix.group(1).lower()]
+        elif "," not in integer and len(integer) >= 4:
+            ungrouped = True
+        if any(sign in value[: match.start()] for sign in _MINUS_SIGNS):
+            number = -number
+    fraction_match = _FRACTION.search(value)
+    leftover = _UNIT_WORDS.sub("", value)
+    return _ValueFacts(
+        has_digit=match is not None,
+        number=number,
+        currency=_CURRENCY.search(value) is not None,
+        percent=_PERCENT.search(value) is not None,
+        ungrouped=ungrouped,
+        duration=_DURATION.search(value) is not None,
+        fraction=(
+            (float(fraction_match.group(1)), float(fraction_match.group(2)))
+            if fraction_match
+            else None
+        ),
+        ratio_mark=_RATIO.search(value) is not None,
+        words=any(ch.isalpha() for ch in leftover),
+    )
+
+
+def value_format_check(value: Any, profile: _MetricProfile, problems: list[str]) -> float:
+    """The value is written the way the metric's unit is written ("$12,345", "4.8%", "4m 32s")."""
+    if not isinstance(value, str):
+        if isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool):
+            problems.append("value is a bare number, not a formatted string")
+            return 0.3
+        return 0.0
+    facts = _value_facts(value)
+    if not facts.has_digit:
+        problems.append(f"value {value!r} has no number")
+        return 0.0
+    unit = profile.metric.unit
+    name = profile.metric.name
+    if unit is Unit.CURRENCY:
+        if facts.currency:
+            return _grouping(value, facts, problems)
+        if facts.percent:
+            problems.append(f"value {value!r} is a percentage, but {name} is an amount of money")
+            return 0.2
+        problems.append(f"value {value!r} has no currency symbol")
+        return 0.4
+    if unit is Unit.PERCENT:
+        if facts.percent:
+            return 1.0
+        if facts.currency:
+            problems.append(f"value {value!r} is money, but {name} is a percentage")
+            return 0.2
+        problems.append(f"value {value!r} lacks a % sign")
+        return 0.5
+    if unit is Unit.COUNT or unit is Unit.COUNT_OR_PERCENT:
+        if facts.currency:
+            problems.append(f"value {value!r} is money, but {name} is a count")
+            return 0.3
+        if facts.percent:
+            if unit is Unit.COUNT_OR_PERCENT:
+                return 1.0
+            problems.append(f"value {value!r} is a percentage, but {name} is a count")
+            return 0.4
+        return _grouping(value, facts, problems)
+    if unit is Unit.DURATION:
+        if facts.duration:
+            return 1.0
+        if facts.currency or facts.percent:
+            problems.append(f"value {value!r} is not a duration")
+            return 0.2
+        problems.append(f"value {value!r} has no time unit")
+        return 0.4
+    if unit is Unit.SCORE:
+        if facts.currency:
+            problems.append(f"value {value!r} is money, but {name} is a score")
+            return 0.2
+        return 1.0
+    # Unit.RATIO: "5.2x", "5.2", "3:1"
+    if facts.ratio_mark or not (facts.percent or facts.currency or facts.words):
+        return 1.0
+    problems.append(f"value {value!r} is not written as a ratio (e.g. '4.2x')")
+    return 0.75
+
+
+def _grouping(value: str, facts: _ValueFacts, problems: list[str]) -> float:
+    if facts.ungrouped:
+        problems.append(f"value {value!r} lacks thousands separators")
+        return 0.85
+    return 1.0
+
+
+# --- plausibility ---
+
+
+def plausibility_check(
+    value: Any, trend: Any, profile: _MetricProfile, config: RewardConfig, problems: list[str]
+) -> float:
+    """The value is possible for the metric (a rate within 0–100%, NPS within ±100, no negative
+    counts or amounts) and the trend is a believable percentage change."""
+    value_part = _value_plausibility(value, profile, problems)
+    return 0.5 * value_part + 0.5 * _trend_magnitude(trend, config, problems)
+
+
+def _value_plausibility(value: Any, profile: _MetricProfile, problems: list[str]) -> float:
+    if not isinstance(value, str):
+        return 0.0
+    facts = _value_facts(value)
+    number = facts.number
+    if number is None:
+        return _ABSENT  # nothing to judge; the format check already charged for it
+    metric = profile.metric
+    unit = metric.unit
+    if facts.fraction is not None and unit is Unit.SCORE:
+        achieved, scale = facts.fraction
+        if scale <= 0 or not 0 <= achieved <= scale:
+            problems.append(f"value {value!r} is outside its own scale")
+            return 0.0
+        return 1.0
+    if number < 0 and unit in _NEVER_NEGATIVE:
+        problems.append(f"value {value!r} is negative, which {metric.name} cannot be")
+        return 0.0
+    low, high = metric.bounds or _DEFAULT_BOUNDS.get(unit, (-math.inf, math.inf))
+    if unit is Unit.SCORE and facts.percent:
+        low, high = max(low, 0.0), min(high, 100.0)
+    if (facts.percent or unit in (Unit.SCORE, Unit.RATIO)) and not low <= number <= high:
+        problems.append(f"value {value!r} is outside the plausible range {low:g} to {high:g}")
+        return 0.0
+    return 1.0
+
+
+_NEVER_NEGATIVE = frozenset({Unit.CURRENCY, Unit.COUNT, Unit.DURATION})
+_DEFAULT_BOUNDS = {Unit.SCORE: (0.0, 100.0), Unit.RATIO: (0.0, 1e6)}
+
+
+def _trend_magnitude(trend: Any, config: RewardConfig, problems: list[str]) -> float:
+    if trend is None:
+        return _ABSENT
+    change = trend.get("value") if isinstance(trend, dict) else None
+    if not isinstance(change, _NUMBER_TYPES) or isinstance(change, bool):
+        return 0.0
+    size = abs(change)
+    limit = config.trend_plausible_max
+    if size <= limit:
+        return 1.0
+    problems.append(f"trend.value {change:g} is not a plausible percentage change")
+    if not math.isfinite(size):
+        return 0.0
+    return max(0.0, 1.0 - (size - limit) / (2 * limit))
+
+
+# --- trend sign ---
+
+
+def trend_sign_check(trend: Any, profile: _MetricProfile, problems: list[str]) -> float:
+    """isPositive says whether the change is good news: for a metric where higher is better it
+    must equal (value > 0), where lower is better (value < 0); neutral metrics are not checked."""
+    if trend is None:
+        problems.append("no trend")
+        return _ABSENT
+    change = trend.get("value") if isinstance(trend, dict) else None
+    positive = trend.get("isPositive") if isinstance(trend, dict) else None
+    if not isinstance(change, _NUMBER_TYPES) or isinstance(change, bool):
+        return 0.0
+    if not isinstance(positive, bool):
+        return 0.0
+    polarity = profile.metric.polarity
+    if polarity is Polarity.NEUTRAL or change == 0:
+        return 1.0
+    good_news = change > 0 if polarity is Polarity.HIGHER_IS_BETTER else change < 0
+    if positive == good_news:
+        return 1.0
+    direction = "rise" if change > 0 else "fall"
+    news = "good" if good_news else "bad"
+    problems.append(
+        f"trend {change:g} with isPositive {str(positive).lower()}: a {direction} in "
+        f"{profile.metric.name} is {news} news, so isPositive should be {str(good_news).lower()}"
+    )
+    return 0.0
+
+
+# --- icon ---
+
+_ICON_KIND_FACTOR = {"exact": 1.0, "variant": 0.9, "legacy": 0.85, "alias": 0.75}
+
+
+def icon_check(icon: Any, profile: _MetricProfile | None, problems: list[str]) -> float:
+    """A Lucide icon (exact name best) that fits the metric: catalog icons full credit, any other
+    Lucide icon half, an unknown name nothing."""
+    if icon is None:
+        problems.append("no icon")
+        return _ABSENT
+    if not isinstance(icon, str):
+        return 0.0
+    name, kind = icon_match(icon)
+    if name is None:
+        problems.append(f"icon {icon!r} is not a Lucide icon")
+        return 0.0
+    factor = _ICON_KIND_FACTOR[kind]
+    if kind != "exact":
+        problems.append(f"icon {icon!r} is spelled {name!r} in Lucide")
+    if profile is None or name in profile.icons:
+        return factor
+    problems.append(
+        f"icon {name!r} does not fit {profile.metric.name} (e.g. {profile.best_icon!r})"
+    )
+    return 0.5 * factor
+
+
+# --- period and domain in the title and description ---
+
+_MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+)  # fmt: skip
+_MONTH_ABBREVIATIONS = {
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9,
+    "oct": 10, "nov": 11, "dec": 12,
+}  # fmt: skip
+# Relative periods, grouped by what they mean; hyphens are matched as spaces.
+_RELATIVE = {
+    "day": ("last 24 hours", "past 24 hours", "previous 24 hours", "24 hours", "24 hrs", "24h",
+            "24 hour", "today", "past day", "last day"),
+    "week": ("last 7 days", "past 7 days", "previous 7 days", "7 days", "seven days", "7 day",
+             "past week", "last week", "this week", "current week", "week to date"),
+    "month30": ("last 30 days", "past 30 days", "previous 30 days", "30 days", "thirty days",
+                "30 day", "past month"),
+    "prev_month": ("last month", "previous month", "prior month"),
+    "month": ("this month", "current month", "month to date", "mtd"),
+    "quarter": ("this quarter", "current quarter", "quarter to date", "qtd", "past quarter"),
+    "prev_quarter": ("last quarter", "previous quarter", "prior quarter"),
+    "year": ("this year", "current year", "year to date", "ytd", "so far this year",
+             "past year", "past 12 months", "last 12 months"),
+    "prev_year": ("last year", "previous year", "prior year"),
+}  # fmt: skip
+# Which relative mentions fit which requested relative period (besides the same group).
+_RELATIVE_FITS = {"month30": {"month", "prev_month"}, "month": {"month30"}}
+_PERIOD_TO_RELATIVE = {
+    "this month": "month", "this quarter": "quarter", "this year": "year", "year-to-date": "year",
+    "last 30 days": "month30", "last 7 days": "week", "last 24 hours": "day",
+}  # fmt: skip
+_QUARTER_WORDS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2}
+_QUARTER_WORDS |= {"3rd": 3, "4th": 4}
+
+_DOMAIN_WORDS = {
+    "e-commerce": ("e commerce", "ecommerce", "online store", "online shop", "online retail"),
+    "finance": ("finance", "financial", "fintech", "banking", "bank"),
+    "healthcare": ("healthcare", "health care", "health", "patient", "patients", "hospital",
+                   "hospitals", "clinic", "clinics", "medical"),
+    "education": ("education", "educational", "student", "students", "school", "schools",
+                  "course", "courses", "learning", "learners", "edtech"),
+    "real estate": ("real estate", "property", "properties", "listing", "listings", "realty"),
+    "social media": ("social media", "social network", "social platform", "followers"),
+    "marketing": ("marketing", "campaign", "campaigns"),
+    "transportation": ("transportation", "transport", "logistics", "fleet", "transit"),
+    "manufacturing": ("manufacturing", "manufacturer", "production", "factory", "factories",
+                      "plant", "plants"),
+    "hospitality": ("hospitality", "hotel", "hotels", "guest", "guests", "booking", "bookings",
+                    "restaurant", "restaurants"),
+    "technology": ("technology", "tech", "software", "saas"),
+    "energy": ("energy", "power", "utility", "utilities", "electricity"),
+    "retail": ("retail", "retailer", "store", "stores", "shop", "shops", "shoppers"),
+    "agriculture": ("agriculture", "agricultural", "agri", "farm", "farms", "farming", "crop",
+                    "crops"),
+    "media": ("media", "streaming", "publishing", "publisher", "news"),
+    "telecommunications": ("telecommunications", "telecommunication", "telecom", "telecoms",
+                           "telco"),
+    "insurance": ("insurance", "insurer", "policy", "policies", "policyholder", "policyholders",
+                  "claims", "premiums"),
+    "entertainment": ("entertainment", "gaming", "movie", "movies", "concert", "concerts"),
+}  # fmt: skip
+# Only a domain's own name contradicts another requested domain ("tech" or "store" may be
+# incidental); overlapping domains do not contradict each other.
+_DOMAIN_NAMES = {
+    "e commerce": "e-commerce", "ecommerce": "e-commerce", "finance": "finance",
+    "financial": "finance", "healthcare": "healthcare", "health care": "healthcare",
+    "education": "education", "educational": "education", "real estate": "real estate",
+    "social media": "social media", "marketing": "marketing", "transportation": "transportation",
+    "manufacturing": "manufacturing", "hospitality": "hospitality", "technology": "technology",
+    "energy": "energy", "retail": "retail", "agriculture": "agriculture",
+    "agricultural": "agriculture", "media": "media", "telecommunications": "telecommunications",
+    "telecom": "telecommunications", "insurance": "insurance", "entertainment": "entertainment",
+}  # fmt: skip
+_DOMAIN_FITS = {
+    "social media": {"media"}, "e-commerce": {"retail"}, "retail": {"e-commerce"},
+    "media": {"entertainment"}, "entertainment": {"media"},
+}  # fmt: skip
+
+
+def _phrase_table() -> dict[str, tuple[str, Any]]:
+    table: dict[str, tuple[str, Any]] = {}
+    for domain, words in _DOMAIN_WORDS.items():
+        for word in words:
+            table[word] = ("domain", domain)
+    for group, phrases in _RELATIVE.items():
+        for phrase in phrases:
+            table[phrase] = ("relative", group)
+    for index, month in enumerate(_MONTHS, start=1):
+        table[month] = ("month", index)
+    for abbreviation, index in _MONTH_ABBREVIATIONS.items():
+        table[abbreviation] = ("month", index)
+    for quarter in range(1, 5):
+        table[f"q{quarter}"] = ("quarter", quarter)
+    for word, quarter in _QUARTER_WORDS.items():
+        table[f"{word} quarter"] = ("quarter", quarter)
+    return table
+
+
+def _trie_pattern(words: list[str]) -> str:
+    """One regex alternation shaped as a trie: ~10x faster than a flat list of 200 phrases."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + build(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(trie)
+
+
+_PHRASES = _phrase_table()
+_SCANNER = re.compile(r"\b(?:" + _trie_pattern(sorted(_PHRASES)) + r")\b")
+_QUARTER = re.compile(
+    r"\b(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th) quarter)\b"
+    r"(?:\s*(?:of\s+|,\s*)?(?:fy\s*)?'?(\d{4}|\d{2})\b)?"
+)
+_YEAR_IN_CONTEXT = re.compile(r"\b(?:in|for|during|of|throughout|fy)\s*((?:19|20)\d{2})\b")
+
+
+@dataclass(frozen=True, slots=True)
+class _CardScan:
+    """Period and domain mentions in the title + description."""
+
+    periods: tuple[tuple[str, Any, str], ...]  # (kind, payload, as written)
+    domains: frozenset[str]  # domains mentioned by any of their words
+    domain_names: tuple[tuple[str, str], ...]  # (domain, as written) named outright
+
+
+_EMPTY_SCAN: tuple[tuple, frozenset, tuple] = ((), frozenset(), ())
+
+
+def _scan_card_text(title: Any, description: Any, needs_years: bool) -> _CardScan:
+    """Find period and domain mentions; the title's are cached (titles repeat a lot)."""
+    in_title = _scan_text(title) if isinstance(title, str) else _EMPTY_SCAN
+    if isinstance(description, str) and description:
+        in_text = _scan_text_uncached(description, needs_years)
+        return _CardScan(
+            in_title[0] + in_text[0], in_title[1] | in_text[1], in_title[2] + in_text[2]
+        )
+    return _CardScan(*in_title)
+
+
+@lru_cache(maxsize=4096)
+def _scan_text(text: str) -> tuple[tuple, frozenset, tuple]:
+    return _scan_text_uncached(text, True)
+
+
+def _scan_text_uncached(text: str, needs_years: bool) -> tuple[tuple, frozenset, tuple]:
+    lowered = text.lower()
+    if "-" in lowered:
+        lowered = lowered.replace("-", " ")
+    found = _SCANNER.findall(lowered)
+    if not found and not needs_years:
+        return _EMPTY_SCAN
+    periods: list[tuple[str, Any, str]] = []
+    domains: set[str] = set()
+    domain_names: list[tuple[str, str]] = []
+    quarters_seen = False
+    for phrase in found:
+        kind, payload = _PHRASES[phrase]
+        if kind == "domain":
+            domains.add(payload)
+            named = _DOMAIN_NAMES.get(phrase)
+            if named is not None:
+                domain_names.append((named, phrase))
+        elif kind == "month":
+            # "may" and "march" are also words: month names count when capitalised
+            if phrase.capitalize() in text or phrase.upper() in text:
+                periods.append((kind, payload, phrase.capitalize()))
+        elif kind == "quarter":
+            quarters_seen = True
+        else:
+            periods.append((kind, payload, phrase))
+    if quarters_seen:
+        for match in _QUARTER.finditer(lowered):
+            number = int(match.group(1) or _QUARTER_WORDS[match.group(2)])
+            year = _full_year(match.group(3)) if match.group(3) else None
+            periods.append(("quarter", (number, year), match.group(0).strip().upper()))
+    if needs_years:
+        for match in _YEAR_IN_CONTEXT.finditer(lowered):
+            periods.append(("year", int(match.group(1)), match.group(1)))
+    return tuple(periods), frozenset(domains), tuple(domain_names)
+
+
+def _full_year(digits: str) -> int:
+    return int(digits) if len(digits) == 4 else 2000 + int(digits)
+
+
+@dataclass(frozen=True, slots=True)
+class _PeriodProfile:
+    kind: str  # "month" | "quarter" | "relative"
+    month: int = 0
+    quarter: int = 0
+    year: int = 0
+    relative: str = ""
+
+    @property
+    def needs_years(self) -> bool:
+        """Whether a bare year ("in 2023") can confirm or contradict this period."""
+        return self.kind == "quarter" or self.relative == "year"
+
+
+_QUARTER_REQUEST = re.compile(r"Q([1-4]) (\d{4})")
+
+
+@lru_cache(maxsize=64)
+def _period_profile(period: str) -> _PeriodProfile:
+    if period in _PERIOD_TO_RELATIVE:
+        return _PeriodProfile("relative", relative=_PERIOD_TO_RELATIVE[period])
+    quarter = _QUARTER_REQUEST.fullmatch(period)
+    if quarter:
+        return _PeriodProfile("quarter", quarter=int(quarter[1]), year=int(quarter[2]))
+    if period.lower() in _MONTHS:
+        return _PeriodProfile("month", month=_MONTHS.index(period.lower()) + 1)
+    return _PeriodProfile("relative", relative=period.lower())  # unknown: only exact mentions
+
+
+def _period_fit(want: _PeriodProfile, kind: str, payload: Any) -> bool | None:
+    """True: this mention names the requested period; False: it names a different one;
+    None: it neither confirms nor contradicts (a relative mention for a calendar request)."""
+    if want.kind == "month":
+        if kind == "month":
+            return payload == want.month
+        if kind == "quarter":  # "Q4" around a December request is consistent, not a mention
+            return None if (want.month - 1) // 3 + 1 == payload[0] else False
+        return None
+    if want.kind == "quarter":
+        if kind == "quarter":
+            quarter, year = payload
+            return quarter == want.quarter and (year is None or year == want.year)
+        if kind == "month":
+            return None if (payload - 1) // 3 + 1 == want.quarter else False
+        if kind == "year":
+            return None if payload == want.year else False
+        return None
+    if kind == "relative":
+        return payload == want.relative or payload in _RELATIVE_FITS.get(want.relative, ())
+    if kind == "year" and want.relative == "year":  # "in 2023" for "this year": the model
+        return True  # cannot know today's date, so any year it names is its "this year"
+    return None
+
+
+def context_check(
+    description: Any, request: Request, scan: _CardScan, problems: list[str]
+) -> float:
+    """The title/description mention the requested period and domain, and contradict neither."""
+    want = _period_profile(request.period)
+    period_named = False
+    for kind, payload, written in scan.periods:
+        fit = _period_fit(want, kind, payload)
+        if fit is False:
+            problems.append(
+                f"the card mentions {written!r}, but the request is for {request.period}"
+            )
+            return 0.0
+        period_named = period_named or bool(fit)
+    domain = request.domain
+    domain_named = domain in scan.domains
+    if not domain_named:
+        fits = _DOMAIN_FITS.get(domain, set())
+        for other, written in scan.domain_names:
+            if other != domain and other not in fits:
+                problems.append(f"the card mentions {written!r}, but the request is for {domain}")
+                return 0.0
+    if period_named and domain_named:
+        return 1.0
+    if period_named:
+        problems.append(f"the card does not mention the domain ({domain})")
+        return 0.85
+    if domain_named:
+        problems.append(f"the card does not mention the period ({request.period})")
+        return 0.7
+    if not isinstance(description, str) or not description.strip():
+        problems.append("no description, and the title names neither period nor domain")
+        return 0.25
+    problems.append(f"the card mentions neither the period ({request.period}) nor the domain")
+    return 0.4
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+def formatting_layer(
+    extraction: Extraction, finish_reason: str | None, config: RewardConfig = DEFAULT_REWARD
+) -> tuple[float, list[str]]:
+    """The answer is the JSON alone, complete, and of reasonable length."""
+    if extraction.value is None:
+        return 0.0, ["nothing to format"]
+    problems: list[str] = []
+    cost = 0.0
+    prose = extraction.prose_chars
+    if prose:
+        cost += config.prose_penalty * min(1.0, prose / config.prose_chars_full_penalty)
+        problems.append(f"{prose} characters of prose around the JSON")
+    text = extraction.text or ""
+    if finish_reason == "length":
+        cost += config.truncation_penalty
+        problems.append("the completion was cut off (finish_reason=length)")
+    elif finish_reason is None and extraction.repaired and not text.rstrip().endswith(("}", "]")):
+        cost += config.truncation_penalty
+        problems.append("the JSON is cut off")
+    size = len(text) + prose
+    limit = config.max_reasonable_chars
+    if size > limit:
+        cost += config.long_answer_penalty * min(1.0, (size - limit) / limit)
+        problems.append(f"the answer is {size} characters long (over {limit})")
+    return max(0.0, 1.0 - cost), problems
