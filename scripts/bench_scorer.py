@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Benchmark the reward as a library: completions scored per second on one core.
+
+Input: the shared corpus (../shared/corpus/deephermes3_3b_metric_cards.jsonl, 240 real
+completions), or any JSONL of {"prompt", "completion"} given with --input. For reference it also
+times `json.loads` alone and Pydantic validation alone (`MetricCard.model_validate_json`) on the
+same completions. Time is this thread's CPU time (`time.thread_time`), pinned to one CPU, and
+each figure is the best of --repeats timings: the machine is shared, and CPU time plus the best
+timing keeps other processes' load out of the figure as far as possible.
+
+"cold" clears every memo the scorer keeps (verdicts on titles, values and icons, value facts,
+icon lookups) before each pass, so only repeats *within* one pass of the input are served from
+memory; "warm" keeps them, as a long training run would once it has seen the common strings.
+
+    python scripts/bench_scorer.py                 # shared corpus, 7 repeats
+    python scripts/bench_scorer.py --passes 20 --repeats 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from metric_cards import icons, scoring  # noqa: E402
+from metric_cards.catalog import Request, parse_request  # noqa: E402
+from metric_cards.schema import MetricCard  # noqa: E402
+from metric_cards.scoring import score_completion  # noqa: E402
+
+DEFAULT_INPUT = ROOT.parent / "shared" / "corpus" / "deephermes3_3b_metric_cards.jsonl"
+TARGET_PER_SECOND = 60_000
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"nproc {os.cpu_count()} · {model} · Python {platform.python_version()} "
+        f"({platform.python_implementation()}) · {platform.system()} {platform.machine()}"
+    )
+
+
+def pin_to_one_core() -> str:
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity)"
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return f"pinned to CPU {core}"
+
+
+def clear_memos() -> None:
+    for memo in (
+        scoring._title_verdict,
+        scoring._value_verdict,
+        scoring._icon_verdict,
+        scoring._value_facts,
+        scoring._normalise_title,
+        scoring._scan_text,
+        icons.icon_match,
+    ):
+        memo.cache_clear()
+
+
+def best_rate(run: Callable[[], None], items: int, passes: int, repeats: int, cold: bool) -> float:
+    """Items per second of the fastest of `repeats` timings, each `passes` passes long."""
+    run()  # warm up imports, regex compilation, the Lucide name list
+    timings = []
+    for _ in range(repeats):
+        elapsed = 0.0
+        for _ in range(passes):
+            if cold:
+                clear_memos()
+            start = time.thread_time()
+            run()
+            elapsed += time.thread_time() - start
+        timings.append(elapsed)
+    return items * passes / min(timings)
+
+
+def load(path: Path) -> list[tuple[str, Request | None]]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                rows.append((record["completion"], parse_request(record["prompt"])))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="JSONL of completions")
+    parser.add_argument("--passes", type=int, default=10, help="passes over the input per timing")
+    parser.add_argument("--repeats", type=int, default=7, help="timings; the best one counts")
+    args = parser.parse_args(argv)
+    if not args.input.is_file():
+        print(f"error: no input file {args.input}", file=sys.stderr)
+        return 2
+    rows = load(args.input)
+    completions = [completion for completion, _ in rows]
+    print(f"machine: {machine()}")
+    print(f"process: {pin_to_one_core()}")
+    print(f"input:   {args.input} ({len(rows)} completions)")
+    print(f"timing:  best of {args.repeats} × {args.passes} passes\n")
+
+    def loads_only() -> None:
+        for completion in completions:
+            json.loads(completion)
+
+    def pydantic_only() -> None:
+        for completion in completions:
+            with contextlib.suppress(ValueError):
+                MetricCard.model_validate_json(completion)
+
+    def scorer() -> None:
+        for completion, request in rows:
+            score_completion(completion, request, "stop")
+
+    def rate(run: Callable[[], None], cold: bool = False) -> float:
+        return best_rate(run, len(rows), args.passes, args.repeats, cold)
+
+    figures = [
+        ("json.loads alone", rate(loads_only)),
+        ("pydantic validation alone", rate(pydantic_only)),
+        ("scorer, cold memos", rate(scorer, cold=True)),
+        ("scorer, warm memos", rate(scorer)),
+    ]
+    for label, rate in figures:
+        print(f"{label:<28} {rate:>10,.0f} completions/s  ({1e6 / rate:6.2f} µs each)")
+    scores = [score_completion(c, r, "stop").score for c, r in rows]
+    print(
+        f"\nscores: {len(set(scores))} distinct, min {min(scores):.4f}, max {max(scores):.4f}, "
+        f"mean {statistics.mean(scores):.4f}, std {statistics.pstdev(scores):.4f}"
+    )
+    cold = figures[2][1]
+    verdict = "meets" if cold >= TARGET_PER_SECOND else "MISSES"
+    print(f"target: ≥ {TARGET_PER_SECOND:,}/s on one core (cold) — {verdict} it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
