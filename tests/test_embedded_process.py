@@ -1,0 +1,73 @@
+"""The README's main job, for real: `process` with no server flags starts the embedded
+SmolLM2-135M llama.cpp server, samples real completions, and stops the server at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from embedded import require_embedded_model
+from transformers import AutoTokenizer
+
+from metric_cards.gguf_tokenizer import tokenizer_dir_for_gguf
+
+
+def llama_server_pids() -> set[int]:
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"llama_cpp.server" in cmdline:
+                pids.add(int(proc.name))
+    return pids
+
+
+def test_process_with_the_embedded_model(tmp_path, env_runner):
+    model_path = require_embedded_model()
+    before = llama_server_pids()
+    out = tmp_path / "runs" / "rollouts.jsonl"
+    proc = env_runner(
+        [
+            "process",
+            "--env.total_steps", "2",
+            "--env.group_size", "4",
+            "--env.data_path_to_save_groups", str(out),
+        ],  # fmt: skip
+        tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "Embedded server ready at http://127.0.0.1:" in proc.stdout
+    assert llama_server_pids() <= before  # the env stopped its server: no orphan
+
+    groups = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(groups) == 2
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir_for_gguf(model_path))
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    all_scores = []
+    for group in groups:
+        assert len(group["tokens"]) == len(group["masks"]) == len(group["scores"]) == 4
+        for tokens, masks, messages, rollout in zip(
+            group["tokens"], group["masks"], group["messages"], group["metric_card"]["rollouts"]
+        ):
+            completion = messages[-1]["content"]
+            assert completion.strip(), "the model returned an empty completion"
+            n_prompt = next(i for i, m in enumerate(masks) if m != -100)
+            assert masks[n_prompt:] == tokens[n_prompt:]
+            assert tokenizer.decode(tokens[:n_prompt]).endswith("<|im_start|>assistant\n")
+            kept = tokens[n_prompt:]
+            if rollout["finish_reason"] == "length":
+                assert im_end not in kept
+            else:
+                assert kept[-2:] == [im_end, tokenizer.convert_tokens_to_ids("\n")] or (
+                    im_end in kept
+                )
+            assert 0.0 <= rollout["score"] <= 1.0
+            all_scores.append(rollout["score"])
+    # completions were sampled independently (llama.cpp ignores n: the env asked 4 times)
+    assert len({m[-1]["content"] for g in groups for m in g["messages"]}) > 2
+    html = out.with_suffix(".html").read_text(encoding="utf-8")
+    assert "metric" in html.lower() and len(html) > 2000
