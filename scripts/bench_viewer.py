@@ -209,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             f"({scoring:.1f}s scoring)",
             flush=True,
         )
-        times = []
+        times, cpu = [], []
         for _ in range(args.repeat):
+            cpu_started = time.process_time()  # CPU time: robust to other load on the machine
             stats = render_html(jsonl, html)
+            cpu.append(time.process_time() - cpu_started)
             times.append(stats.seconds)
         result: dict[str, Any] = {
             "machine": machine(),
@@ -220,11 +222,14 @@ def main(argv: list[str] | None = None) -> int:
             "jsonl_mb": round(jsonl.stat().st_size / 1e6, 1),
             "render_s_best": round(min(times), 3),
             "render_s_median": round(statistics.median(times), 3),
+            "render_cpu_s_best": round(min(cpu), 3),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "html_mb": round(stats.html_bytes / 1e6, 2),
         }
         print(
             f"render_html: best {min(times):.2f}s, median {statistics.median(times):.2f}s "
-            f"of {args.repeat}; HTML {stats.html_bytes / 1e6:.1f} MB",
+            f"of {args.repeat} (CPU {min(cpu):.2f}s); HTML {stats.html_bytes / 1e6:.1f} MB "
+            f"(load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
         if not args.no_browser:

@@ -140,7 +140,9 @@ def test_hostile_strings_survive_as_data_and_never_as_markup(
     assert card["tr"] == {"v": props["trend"]["value"], "p": True, "dir": 0}
     assert cards[HOSTILE_COMPLETIONS[0]]["st"] == "invalid"
     assert HOSTILE_PROMPT in [g["p"] for g in data["groups"]]
-    assert any(HOSTILE_PROBLEM in r["pr"] for r in data["rollouts"])
+    assert HOSTILE_PROBLEM in data["problems"]
+    hostile_id = data["problems"].index(HOSTILE_PROBLEM)
+    assert sum(hostile_id in r["pr"] for r in data["rollouts"]) == 2
 
 
 def test_csp_allows_only_our_inline_code(rendered: tuple[FixtureFile, str]) -> None:
@@ -272,7 +274,7 @@ def test_scores_come_from_the_file_not_the_scorer(
     data = _data(_parse((tmp_path / "one.html").read_text(encoding="utf-8")))
     (rollout,) = data["rollouts"]
     assert rollout["s"] == 0.123 and rollout["l"] == [1, 0.5, 0.25, 0]
-    assert rollout["pr"] == ["written by hand"]
+    assert [data["problems"][i] for i in rollout["pr"]] == ["written by hand"]
 
 
 def test_errors(tmp_path: Path) -> None:

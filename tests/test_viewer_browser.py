@@ -176,6 +176,12 @@ def test_cards_show_what_the_dashboard_would(opened: Opened, run: tuple[FixtureF
         [v * 100 for v in layers], abs=0.01
     )
     assert first.locator("pre.completion").inner_text() == fixture.completions[0]
+    record = json.loads(fixture.path.read_text(encoding="utf-8").splitlines()[0])
+    problems = record["metric_card"]["rollouts"][0]["problems"]
+    if problems:
+        assert first.locator(".problems li").all_text_contents() == problems
+    else:
+        assert first.locator(".no-problems").inner_text() == "no problems"
     # A drawn icon really is Lucide's: the <use> points at a sprite symbol with shapes in it.
     shapes = page.locator("#list .mc-icon use").first.evaluate(
         "u => document.querySelector(u.getAttribute('href')).children.length"

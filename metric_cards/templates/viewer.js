@@ -7,6 +7,7 @@
   var DATA = JSON.parse(document.getElementById("rollout-data").textContent);
   var GROUPS = DATA.groups;
   var ROLLOUTS = DATA.rollouts;
+  var PROBLEMS = DATA.problems;  // rollouts list indexes into this table of distinct texts
   var LAYERS = DATA.layer_names;
   var GROUPS_PER_PAGE = DATA.groups_per_page;
   var ROLLOUTS_PER_PAGE = DATA.rollouts_per_page;
@@ -184,7 +185,7 @@
     art.appendChild(renderLayers(r));
     if (r.pr.length) {
       var ul = el("ul", "problems");
-      for (var i = 0; i < r.pr.length; i++) ul.appendChild(el("li", null, r.pr[i]));
+      for (var i = 0; i < r.pr.length; i++) ul.appendChild(el("li", null, PROBLEMS[r.pr[i]]));
       art.appendChild(ul);
     } else if (r.l) {
       art.appendChild(el("div", "no-problems", "no problems"));
