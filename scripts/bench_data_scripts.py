@@ -180,16 +180,22 @@ def main(argv: list[str] | None = None) -> int:
         out = workdir / "out"
         out.mkdir()
         py = sys.executable
+        # (name, argv, held to the targets?)
         cases = [
             ("extract_metric_training.py",
-             [py, "extract_metric_training.py", source, out / "e.jsonl"]),
-            ("trainingDataScript.py", [py, "trainingDataScript.py", source, out / "t.jsonl"]),
-            (
-                "trainingDataScript.py --analyze --dpo --format messages",
-                [py, "trainingDataScript.py", source, out / "t2.jsonl", "--analyze",
-                 "--dpo", out / "dpo.jsonl", "--format", "messages"],
-            ),
-            ("show_score_distribution.py", [py, "show_score_distribution.py", source]),
+             [py, "extract_metric_training.py", source, out / "e.jsonl"], True),
+            ("trainingDataScript.py",
+             [py, "trainingDataScript.py", source, out / "t.jsonl"], True),
+            ("trainingDataScript.py --analyze --dpo --format messages",
+             [py, "trainingDataScript.py", source, out / "t2.jsonl", "--analyze",
+              "--dpo", out / "dpo.jsonl", "--format", "messages"], True),
+            ("show_score_distribution.py", [py, "show_score_distribution.py", source], True),
+            ("show_score_distribution.py --plot",
+             [py, "show_score_distribution.py", source, "--plot", out / "s.png"], True),
+            # Optional output: `import datasets` alone takes ~2.5 s and ~150 MB here.
+            ("trainingDataScript.py --dataset (info)",
+             [py, "trainingDataScript.py", source, out / "t3.jsonl", "--dataset", out / "ds"],
+             False),
         ]  # fmt: skip
         # Warm the page cache so every script reads from memory, as the second run would.
         with source.open("rb") as handle:
@@ -204,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         print(header)
         print("-" * len(header))
         failures = 0
-        for name, command in cases:
+        for name, command, held in cases:
             walls, cpus, peak = [], [], 0.0
             for _ in range(args.runs):
                 wall, cpu, rss, code, err = measure([str(c) for c in command])
@@ -217,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             wall, cpu = min(walls), min(cpus)
             rate = size_mb / wall
             good = rate >= TARGET_MB_S and peak < TARGET_RSS_MB
-            failures += not good
-            verdict = "ok" if good else "BELOW TARGET"
+            failures += held and not good
+            verdict = ("ok" if good else "BELOW TARGET") if held else "(not a target)"
             print(
                 f"{name:<56} {wall:>7.2f} {rate:>7.0f} {cpu:>6.2f} {size_mb / cpu:>9.0f} "
                 f"{peak:>12.0f}  {verdict}"

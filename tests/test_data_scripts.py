@@ -420,3 +420,12 @@ def test_interrupted_run_leaves_no_partial_output(ours, tmp_path):
     assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
     assert out.read_text() == "previous run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.jsonl"]
+
+
+def test_progress_flag(ours, tmp_path):
+    path, _, _ = ours
+    shown = ok(run_script(SCRIPTS[2], path, "--progress"))
+    assert "%|" in shown.stderr and path.name in shown.stderr  # tqdm's bar, on stderr
+    assert "%|" not in shown.stdout
+    hidden = ok(run_script(SCRIPTS[2], path, "--no-progress"))
+    assert "%|" not in hidden.stderr

@@ -458,3 +458,15 @@ def test_sigterm_removes_the_temporary(tmp_path):
     assert proc.wait(timeout=10) == 128 + signal.SIGTERM
     time.sleep(0.05)
     assert not target.exists() and leftovers(tmp_path) == []
+
+
+def test_progress_is_automatic_for_large_files(tmp_path, ours, monkeypatch, capsys):
+    import metric_cards.rollouts as rollouts
+
+    path = write_jsonl(tmp_path / "ours.jsonl", ours[0][:3])
+    assert RolloutReader(path).progress is False  # small file, stderr not a terminal
+    monkeypatch.setattr(rollouts, "LARGE_FILE_BYTES", 1000)
+    reader = RolloutReader(path)
+    assert reader.progress is True
+    list(reader)
+    assert "ours.jsonl" in capsys.readouterr().err
