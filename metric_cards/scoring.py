@@ -1006,16 +1006,12 @@ _QUARTER = re.compile(
 _YEAR_IN_CONTEXT = re.compile(r"\b(?:in|for|during|of|throughout|fy)\s*((?:19|20)\d{2})\b")
 
 
-@dataclass(frozen=True, slots=True)
-class _CardScan:
-    """Period and domain mentions in the title + description."""
-
-    periods: tuple[tuple[str, Any, str], ...]  # (kind, payload, as written)
-    domains: frozenset[str]  # domains mentioned by any of their words
-    domain_names: tuple[tuple[str, str], ...]  # (domain, as written) named outright
-
-
-_EMPTY_SCAN: tuple[tuple, frozenset, tuple] = ((), frozenset(), ())
+# What the title + description mention: (periods, domains, domain names). `periods` holds
+# (kind, payload, as written) in text order; `domains` every domain any of whose words appear;
+# `domain names` (domain, as written) for domains named outright. A plain tuple: it is built for
+# every completion.
+_CardScan = tuple[tuple[tuple[str, Any, str], ...], frozenset[str], tuple[tuple[str, str], ...]]
+_EMPTY_SCAN: _CardScan = ((), frozenset(), ())
 
 
 def _scan_card_text(title: Any, description: Any, needs_years: bool) -> _CardScan:
@@ -1023,18 +1019,16 @@ def _scan_card_text(title: Any, description: Any, needs_years: bool) -> _CardSca
     in_title = _scan_text(title) if isinstance(title, str) else _EMPTY_SCAN
     if isinstance(description, str) and description:
         in_text = _scan_text_uncached(description, needs_years)
-        return _CardScan(
-            in_title[0] + in_text[0], in_title[1] | in_text[1], in_title[2] + in_text[2]
-        )
-    return _CardScan(*in_title)
+        return (in_title[0] + in_text[0], in_title[1] | in_text[1], in_title[2] + in_text[2])
+    return in_title
 
 
 @lru_cache(maxsize=4096)
-def _scan_text(text: str) -> tuple[tuple, frozenset, tuple]:
+def _scan_text(text: str) -> _CardScan:
     return _scan_text_uncached(text, True)
 
 
-def _scan_text_uncached(text: str, needs_years: bool) -> tuple[tuple, frozenset, tuple]:
+def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
     lowered = text.lower()
     if "-" in lowered:
         lowered = lowered.replace("-", " ")
@@ -1135,7 +1129,8 @@ def context_check(
     """The title/description mention the requested period and domain, and contradict neither."""
     want = _period_profile(request.period)
     period_named = False
-    for kind, payload, written in scan.periods:
+    periods, domains, domain_names = scan
+    for kind, payload, written in periods:
         fit = _period_fit(want, kind, payload)
         if fit is False:
             problems.append(
@@ -1144,10 +1139,10 @@ def context_check(
             return 0.0
         period_named = period_named or bool(fit)
     domain = request.domain
-    domain_named = domain in scan.domains
+    domain_named = domain in domains
     if not domain_named:
         fits = _DOMAIN_FITS.get(domain, set())
-        for other, written in scan.domain_names:
+        for other, written in domain_names:
             if other != domain and other not in fits:
                 problems.append(f"the card mentions {written!r}, but the request is for {domain}")
                 return 0.0

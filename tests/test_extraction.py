@@ -1,0 +1,207 @@
+"""extract_json: fences, bare objects, <think> blocks, prose, lenient repair, the real corpus."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from metric_cards.extraction import Extraction, extract_json, repair_json
+
+CARD = {
+    "componentType": "metricCard",
+    "props": {
+        "title": "Revenue",
+        "value": "$12,345",
+        "description": "Total revenue this month",
+        "trend": {"value": 12.5, "isPositive": True},
+        "icon": "dollar-sign",
+    },
+}
+PRETTY = json.dumps(CARD, indent=2)
+COMPACT = json.dumps(CARD)
+
+
+def test_corpus_completions_are_bare_objects(corpus_rows: list[dict]) -> None:
+    for row in corpus_rows:
+        found = extract_json(row["completion"])
+        assert found.method == "bare"
+        assert found.value == json.loads(row["completion"])
+        assert (found.prose_chars, found.repaired) == (0, False)
+        assert found.text == row["completion"].strip()
+
+
+@pytest.mark.parametrize(
+    "fence", ["```json\n{}\n```", "```\n{}\n```", "```JSON\n{}```", "```{}```"]
+)
+def test_a_whole_fenced_block_is_fenced(fence: str) -> None:
+    found = extract_json("  " + fence.replace("{}", PRETTY) + "\n")
+    assert (found.method, found.value, found.prose_chars, found.repaired) == (
+        "fenced",
+        CARD,
+        0,
+        False,
+    )
+    assert found.text == PRETTY  # the fences are stripped
+
+
+def test_bare_object_with_surrounding_whitespace() -> None:
+    found = extract_json("\n\n  " + COMPACT + "  \n")
+    assert (found.method, found.value, found.text) == ("bare", CARD, COMPACT)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "<think>\nThe user wants revenue. {not json}\n</think>\n\n" + COMPACT,
+        "<think>short</think>```json\n" + PRETTY + "\n```",
+        "I should pick a dollar icon.\n</think>\n" + COMPACT,  # template opened <think> itself
+        "<THINK>x</THINK>" + COMPACT,
+    ],
+)
+def test_answer_after_a_think_block(completion: str) -> None:
+    found = extract_json(completion)
+    assert (found.method, found.value, found.prose_chars) == ("after_think", CARD, 0)
+
+
+def test_an_unfinished_think_block_has_no_answer() -> None:
+    assert extract_json("<think>I will answer " + COMPACT).method == "none"
+
+
+def test_object_inside_prose_counts_the_prose() -> None:
+    found = extract_json("Here it is:\n" + PRETTY + "\nHope it helps!")
+    assert (found.method, found.value, found.repaired) == ("in_prose", CARD, False)
+    assert found.prose_chars == len("Hereitis:") + len("Hopeithelps!")
+    assert found.text == PRETTY
+
+
+def test_fenced_block_inside_prose_does_not_count_the_fence_markers() -> None:
+    found = extract_json("Sure!\n```json\n" + PRETTY + "\n```\nDone.")
+    assert (found.method, found.value) == ("in_prose", CARD)
+    assert found.prose_chars == len("Sure!") + len("Done.")
+
+
+def test_think_text_is_not_prose() -> None:
+    found = extract_json("<think>lots of thinking here</think>\nOK:\n" + COMPACT)
+    assert (found.method, found.prose_chars) == ("in_prose", 3)
+
+
+def test_the_card_is_preferred_over_other_objects_in_prose() -> None:
+    text = 'Config {"debug": true} and the card: ' + COMPACT + ' and {"x": [1, 2, 3, 4]}'
+    assert extract_json(text).value == CARD
+
+
+def test_braces_inside_strings_do_not_confuse_the_scan() -> None:
+    card = {"componentType": "metricCard", "props": {"title": "A {b} }", "value": "1"}}
+    found = extract_json("Result: " + json.dumps(card) + " end")
+    assert found.value == card
+
+
+@pytest.mark.parametrize(
+    ("broken", "expected"),
+    [
+        (COMPACT[:-2] + ",}}", CARD),  # trailing comma
+        (COMPACT[:-1] + ",\n}", CARD),
+        (COMPACT.replace('"', "'"), CARD),  # single quotes
+        (COMPACT.replace("true", "True"), CARD),  # Python literal
+        (COMPACT.replace('"props":', '// the props\n"props":'), CARD),  # // comment
+        (COMPACT.replace('"props":', '/* c */ "props":'), CARD),  # /* */ comment
+        (COMPACT.replace('"props":', '# c\n"props":'), CARD),  # # comment
+        ("{componentType: 'metricCard', props: {title: 'A', value: '1'}}", None),  # bare keys
+    ],
+)
+def test_lenient_repair(broken: str, expected: dict | None) -> None:
+    found = extract_json(broken)
+    assert found.method == "repaired" and found.repaired
+    if expected is None:
+        expected = {"componentType": "metricCard", "props": {"title": "A", "value": "1"}}
+    assert found.value == expected
+
+
+def test_none_becomes_null_and_strings_keep_apostrophes() -> None:
+    found = extract_json(
+        "{'componentType': 'metricCard', 'props': {'title': \"Today's Revenue\", "
+        "'value': '$1', 'icon': None}}"
+    )
+    assert found.value["props"] == {"title": "Today's Revenue", "value": "$1", "icon": None}
+
+
+CUT_SOURCE = (
+    '{"componentType": "metricCard", "props": {"title": "Revenue", "value": "$12,345", '
+    '"trend": {"value": 12.5, "isPositive": true}}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("cut_after", "expected_props"),
+    [
+        ('"title": "Reve', {"title": "Reve"}),  # inside a string value: kept as written
+        ('"title": "Revenue", "val', {"title": "Revenue"}),  # inside a key: dropped
+        ('"title": "Revenue", "value":', {"title": "Revenue"}),  # key without value: dropped
+        (  # half a number: the dangling "." goes
+            '"trend": {"value": 12.',
+            {"title": "Revenue", "value": "$12,345", "trend": {"value": 12}},
+        ),
+        (  # half a literal at the very end: completed
+            '"isPositive": tr',
+            {"title": "Revenue", "value": "$12,345", "trend": {"value": 12.5, "isPositive": True}},
+        ),
+    ],
+)
+def test_cut_off_objects_are_closed(cut_after: str, expected_props: dict) -> None:
+    prefix = CUT_SOURCE[: CUT_SOURCE.index(cut_after) + len(cut_after)]
+    found = extract_json(prefix)
+    assert (found.method, found.repaired) == ("repaired", True)
+    assert found.value == {"componentType": "metricCard", "props": expected_props}
+    assert found.text == prefix
+
+
+def test_every_prefix_of_a_card_is_handled() -> None:
+    """Truncation anywhere never raises and never invents content that was not there."""
+    for end in range(len(PRETTY) + 1):
+        found = extract_json(PRETTY[:end])
+        assert isinstance(found, Extraction)
+        if found.value is not None:
+            assert isinstance(found.value, dict)
+            assert set(found.value) <= {"componentType", "props"}
+            if isinstance(found.value.get("props"), dict):
+                assert set(found.value["props"]) <= set(CARD["props"])
+    props_opened = PRETTY[: PRETTY.index('"props": {') + len('"props": {')]
+    assert extract_json(props_opened).value == {"componentType": "metricCard", "props": {}}
+
+
+def test_fence_that_never_closes_is_repaired() -> None:
+    found = extract_json("```json\n" + PRETTY[:-30])
+    assert found.method == "repaired"
+    assert found.value["props"]["title"] == "Revenue"
+    assert found.prose_chars == 0  # the opening fence marker is not prose
+
+
+@pytest.mark.parametrize("text", ["", "   ", "I cannot help with that.", "{", "}", "{{{", "[1, 2"])
+def test_nothing_found(text: str) -> None:
+    found = extract_json(text)
+    assert found.value is None or text in ("{", "{{{")
+    if found.value is None:
+        assert found == Extraction(None, None, "none", 0, False)
+
+
+def test_non_string_input_is_nothing() -> None:
+    assert extract_json(None).method == "none"  # type: ignore[arg-type]
+
+
+def test_a_bare_array_is_found_as_json() -> None:
+    found = extract_json("[" + COMPACT + "]")
+    assert (found.method, found.value) == ("bare", [CARD])
+
+
+def test_repair_json_reports_what_it_consumed() -> None:
+    value, consumed = repair_json("{'a': 1,} and then prose")
+    assert value == {"a": 1}
+    assert consumed == len("{'a': 1,}")
+    assert repair_json("{:::}") is None
+
+
+def test_extraction_is_immutable() -> None:
+    found = extract_json(COMPACT)
+    with pytest.raises(AttributeError):
+        found.method = "x"  # type: ignore[misc]
