@@ -307,6 +307,8 @@ def _collect(groups: Iterable[RolloutGroup], sprite: IconSprite) -> _Collected:
                     else None
                 ),
                 "leg": group.format == FORMAT_LEGACY,
+                # The group's mean over all its rollouts (filters on the page do not change it).
+                "m": _round(_mean([r.score for r in group.rollouts if r.score is not None])),
             }
         )
         g = len(out.groups) - 1
@@ -327,6 +329,10 @@ def _collect(groups: Iterable[RolloutGroup], sprite: IconSprite) -> _Collected:
                 }
             )
     return out
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _round(value: float | None) -> float | None:
@@ -350,7 +356,8 @@ def _summary(collected: _Collected) -> dict[str, Any]:
     formats = collected.formats
     labels = {FORMAT_METRIC_CARD: "metric_card format", FORMAT_LEGACY: "legacy format"}
     format_label = ", ".join(
-        f"{labels.get(name, name + ' format')}" + (f" ({count} groups)" if len(formats) > 1 else "")
+        labels.get(name, name + " format")
+        + (f" ({count} group{'s' if count != 1 else ''})" if len(formats) > 1 else "")
         for name, count in sorted(formats.items())
     )
     return {
@@ -464,6 +471,8 @@ def render_html(
     started = time.perf_counter()
     source = Path(input_path)
     target = Path(output_path) if output_path is not None else default_output_path(source)
+    if target.resolve() == source.resolve():  # e.g. `render run.html`: never clobber the input
+        raise ViewerError(f"the output would overwrite the input: {target}")
     try:
         reader = RolloutReader(
             source,

@@ -98,6 +98,10 @@ def test_data_block_holds_every_rollout_in_file_order(rendered: tuple[FixtureFil
     assert [r["s"] for r in data["rollouts"]] == pytest.approx(fixture.scores)
     assert [g["i"] for g in data["groups"]] == list(range(fixture.groups))
     assert data["layer_names"] == ["validity", "schema", "semantic", "formatting"]
+    # Each group's mean over its rollouts, as in the file.
+    for index, group in enumerate(data["groups"]):
+        mine = [r["s"] for r in data["rollouts"] if r["g"] == index]
+        assert group["m"] == pytest.approx(sum(mine) / len(mine), abs=1e-6)
     # The legacy group: flagged, random scores as written, layers unknown.
     legacy = [i for i, g in enumerate(data["groups"]) if g["leg"]]
     assert len(legacy) == 1
@@ -292,6 +296,9 @@ def test_errors(tmp_path: Path) -> None:
     assert stats.rollouts == 0 and 'id="stat-rollouts">0<' in stats.output_path.read_text()
     with pytest.raises(ViewerError, match="output directory does not exist"):
         render_html(junk, tmp_path / "no" / "such" / "dir.html", allow_empty=True)
+    with pytest.raises(ViewerError, match="overwrite the input"):
+        render_html(junk, junk)
+    assert junk.read_text() == "nope\n[1]\n\n"
     assert not list(tmp_path.glob(".*.tmp"))  # atomic_writer left no temporary behind
 
 

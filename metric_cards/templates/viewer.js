@@ -209,16 +209,11 @@
       head.appendChild(el("span", "chip", g.q.period));
     }
     if (g.leg) head.appendChild(el("span", "chip warn", "legacy format"));
-    var scores = [];
-    for (var i = 0; i < item.rs.length; i++) if (typeof ROLLOUTS[item.rs[i]].s === "number") scores.push(ROLLOUTS[item.rs[i]].s);
-    if (scores.length) {
-      var mean = scores.reduce(function (a, b) { return a + b; }, 0) / scores.length;
-      head.appendChild(el("span", "chip gray", "mean " + fmt(mean, 3)));
-    }
+    if (typeof g.m === "number") head.appendChild(el("span", "chip gray", "mean " + fmt(g.m, 3)));
     head.appendChild(el("span", "prompt", g.p));
     sec.appendChild(head);
     var grid = el("div", "grid");
-    for (i = 0; i < item.rs.length; i++) grid.appendChild(renderRollout(item.rs[i], false));
+    for (var i = 0; i < item.rs.length; i++) grid.appendChild(renderRollout(item.rs[i], false));
     sec.appendChild(grid);
     return sec;
   }
