@@ -267,14 +267,18 @@ def _parse_line(line: bytes) -> Any:
             raise fast_error from None
 
 
-def _describe_json_error(error: ValueError) -> str:
+def _describe_json_error(error: ValueError, line: bytes) -> str:
     if isinstance(error, UnicodeDecodeError):
         return "not valid UTF-8"
-    colno = getattr(error, "colno", None)
     msg = getattr(error, "msg", None) or str(error)
     if "UTF-8" in msg or "utf-8" in msg:
         return "not valid UTF-8"
-    return f"invalid JSON at column {colno}: {msg}" if colno else f"invalid JSON: {msg}"
+    pos = getattr(error, "pos", None)
+    if not isinstance(pos, int):
+        return f"invalid JSON: {msg}"
+    if pos >= len(line.rstrip()):  # the usual sign of a file cut off mid-write
+        return f"invalid JSON: the line ends early, cut off? ({msg})"
+    return f"invalid JSON at character {pos + 1}: {msg}"
 
 
 # --- legacy conversations ---------------------------------------------------------------------
@@ -489,7 +493,7 @@ class RolloutReader:
         try:
             data = _parse_line(line)
         except ValueError as error:
-            self._issue(line_number, _describe_json_error(error))
+            self._issue(line_number, _describe_json_error(error, line))
             return None
         try:
             group = self._build_group(data, line_number)

@@ -309,7 +309,7 @@ def malformed_file(tmp_path: Path, ours_groups: list[dict]) -> tuple[Path, dict[
         handle.write(b'{"messages": "\xff\xfe"}\n')  # 14: invalid UTF-8
     reasons = {
         2: "invalid JSON",
-        4: "invalid JSON",
+        4: "invalid JSON: the line ends early, cut off?",
         5: "expected a JSON object",
         6: "no messages",
         8: "metric_card.rollouts",
