@@ -1,0 +1,145 @@
+"""`python -m metric_cards score` as a real subprocess: JSONL in, JSONL out, errors per line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metric_cards.catalog import parse_request
+from metric_cards.scoring import score_completion
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD = {
+    "prompt": "Create a metric card for revenue in retail for December.",
+    "completion": json.dumps(
+        {
+            "componentType": "metricCard",
+            "props": {"title": "Revenue", "value": "$48,250", "icon": "dollar-sign"},
+        }
+    ),
+}
+
+
+def run(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "metric_cards", "score", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_scores_the_corpus_exactly_as_the_library_does(
+    corpus_rows: list[dict], tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [json.dumps(row) for row in corpus_rows])
+    result = run(str(source))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) == len(corpus_rows) == 240
+    for row, scored in zip(corpus_rows, out, strict=True):
+        expected = score_completion(row["completion"], parse_request(row["prompt"]), None)
+        assert scored["score"] == expected.score
+        assert scored["layers"] == expected.layers
+        assert scored["problems"] == expected.problems
+        assert {key: scored[key] for key in row} == row  # input fields kept as they were
+
+
+def test_finish_reason_is_used(tmp_path: Path) -> None:
+    lines = [json.dumps(GOOD), json.dumps({**GOOD, "finish_reason": "length"})]
+    result = run(str(write_jsonl(tmp_path / "in.jsonl", lines)))
+    stopped, cut = (json.loads(line) for line in result.stdout.splitlines())
+    assert cut["finish_reason"] == "length"
+    assert cut["score"] < stopped["score"]
+    assert "the completion was cut off (finish_reason=length)" in cut["problems"]
+
+
+def test_stdin_and_non_catalog_prompts() -> None:
+    line = json.dumps({**GOOD, "prompt": "make me a card"})
+    result = run("-", stdin=line + "\n")
+    assert result.returncode == 0, result.stderr
+    scored = json.loads(result.stdout)
+    assert scored["score"] == score_completion(GOOD["completion"], None).score
+
+
+def test_bad_lines_are_reported_and_skipped(tmp_path: Path) -> None:
+    lines = [
+        json.dumps(GOOD),
+        "{not json",
+        json.dumps({"prompt": "x"}),
+        json.dumps({"prompt": 3, "completion": "x"}),
+        "[1, 2]",
+        "",
+        json.dumps({**GOOD, "finish_reason": 7}),
+        json.dumps(GOOD),
+    ]
+    result = run(str(write_jsonl(tmp_path / "in.jsonl", lines)))
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 2
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("line 2: skipped, not valid JSON")
+    assert errors[1:] == [
+        'line 3: skipped, missing "completion"',
+        'line 4: skipped, "prompt" must be a string',
+        "line 5: skipped, not a JSON object",
+        'line 7: skipped, "finish_reason" must be a string or null',
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_nothing_scorable_exits_non_zero_and_writes_nothing(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", ["nope", "{}"])
+    target = tmp_path / "out.jsonl"
+    target.write_text("previous results\n", encoding="utf-8")
+    result = run(str(source), "-o", str(target))
+    assert result.returncode == 1
+    assert "no line could be scored" in result.stderr
+    assert target.read_text(encoding="utf-8") == "previous results\n"  # left untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+
+
+def test_missing_input_file(tmp_path: Path) -> None:
+    result = run(str(tmp_path / "absent.jsonl"))
+    assert result.returncode == 2
+    assert "input file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_file_is_written_atomically(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [json.dumps(GOOD)] * 3)
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n", encoding="utf-8")
+    result = run(str(source), "-o", str(target))
+    assert result.returncode == 0 and result.stdout == ""
+    assert len(target.read_text(encoding="utf-8").splitlines()) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]  # no temp
+    missing_dir = run(str(source), "-o", str(tmp_path / "no" / "out.jsonl"))
+    assert missing_dir.returncode == 2 and "does not exist" in missing_dir.stderr
+
+
+def test_unicode_survives(tmp_path: Path) -> None:
+    card = {"componentType": "metricCard", "props": {"title": "Umsatz €", "value": "€1.2M"}}
+    line = json.dumps({"prompt": "Karte bitte", "completion": json.dumps(card, ensure_ascii=False)})
+    result = run(str(write_jsonl(tmp_path / "in.jsonl", [line])))
+    assert json.loads(result.stdout)["completion"] == json.dumps(card, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_has_an_example(flag: str) -> None:
+    result = run(flag)
+    assert result.returncode == 0
+    assert "python -m metric_cards score rollouts.jsonl -o scored.jsonl" in result.stdout
