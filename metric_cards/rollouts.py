@@ -33,6 +33,8 @@ the rest is parsed with orjson, which is several times faster than the json modu
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gzip
 import json
 import math
 import os
@@ -42,7 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from metric_cards.catalog import Request, parse_request
 
@@ -73,6 +75,8 @@ __all__ = [
 FORMAT_METRIC_CARD = "metric_card"
 FORMAT_LEGACY = "legacy"
 FORMAT_PLAIN = "plain"
+
+_GZIP_MAGIC = b"\x1f\x8b"
 
 # Files at least this big get a progress bar even when stderr is not a terminal.
 LARGE_FILE_BYTES = 256 * 1024 * 1024
@@ -468,15 +472,25 @@ class RolloutReader:
         bar = _progress_bar(self.stats.bytes_total, self.description) if self.progress else None
         pending = 0  # bytes not yet reported to the bar: updating it per line costs too much
         stats = self.stats
-        try:
-            with open(self.path, "rb") as handle:
+        with open(self.path, "rb") as raw, contextlib.ExitStack() as stack:
+            # gzip is common for big rollout files: read it transparently (progress counts
+            # compressed bytes, so the bar still ends at the file size).
+            compressed = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            handle: IO[bytes] = raw
+            if compressed:
+                handle = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+            if bar is not None:
+                stack.callback(bar.close)
+                stack.callback(lambda: bar.update(self._position(raw, compressed) - bar.n))
+            try:
                 for line_number, line in enumerate(handle, start=1):
                     stats.lines = line_number
                     stats.bytes_read += len(line)
                     if bar is not None:
                         pending += len(line)
                         if pending >= 1 << 22:
-                            bar.update(pending)
+                            bar.update(self._position(raw, compressed) - bar.n)
                             pending = 0
                     if line.isspace():  # (strip() would copy the whole line)
                         stats.blank_lines += 1
@@ -484,10 +498,14 @@ class RolloutReader:
                     group = self._group(line, line_number)
                     if group is not None:
                         yield group
-        finally:
-            if bar is not None:
-                bar.update(pending)
-                bar.close()
+            except (OSError, EOFError) as error:
+                if not compressed:
+                    raise
+                # A truncated or corrupt .gz: report it like a malformed line and stop there.
+                self._issue(stats.lines + 1, f"gzip data ends early or is corrupt ({error})")
+
+    def _position(self, raw: IO[bytes], compressed: bool) -> int:
+        return raw.tell() if compressed else self.stats.bytes_read
 
     def _group(self, line: bytes, line_number: int) -> RolloutGroup | None:
         try:

@@ -470,3 +470,25 @@ def test_progress_is_automatic_for_large_files(tmp_path, ours, monkeypatch, caps
     assert reader.progress is True
     list(reader)
     assert "ours.jsonl" in capsys.readouterr().err
+
+
+def test_gzip_input_reads_the_same(tmp_path, ours):
+    import gzip
+
+    groups, expected = ours
+    plain = write_jsonl(tmp_path / "ours.jsonl", groups)
+    packed = tmp_path / "ours.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    rollouts, reader, issues = collect(packed)
+    assert issues == [] and len(rollouts) == 240
+    assert [(r.prompt, r.completion, r.score) for r in rollouts] == [
+        (e.prompt, e.completion, pytest.approx(e.score)) for e in expected
+    ]
+    assert reader.stats.bytes_read == plain.stat().st_size  # decompressed bytes
+
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    rollouts, reader, issues = collect(cut)
+    assert 0 < len(rollouts) < 240
+    assert issues[-1].line_number == reader.stats.lines + 1
+    assert "gzip data ends early" in issues[-1].message
