@@ -33,7 +33,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -624,8 +624,7 @@ def title_check(title: Any, profile: _MetricProfile, problems: list[str]) -> flo
 # --- value ---
 
 
-@dataclass(frozen=True, slots=True)
-class _ValueFacts:
+class _ValueFacts(NamedTuple):  # a tuple: built for every new value string, cheaply
     has_digit: bool
     number: float | None  # the first number, with its sign and K/M/B multiplier
     currency: bool
@@ -638,61 +637,64 @@ class _ValueFacts:
 
 
 _NUMBER = re.compile(r"(\d[\d,]*)(\.\d+)?")
-_CURRENCY = re.compile(
-    r"[$€£¥₹₩₽₺₪₦]|\b(?:usd|eur|gbp|jpy|inr|cad|aud|chf|cny|rmb)\b|\bdollars?\b|\beuros?\b",
-    re.IGNORECASE,
-)
-_PERCENT = re.compile(r"%|\bper ?cent\b|\bpct\b|\bpp\b", re.IGNORECASE)
-_SUFFIX = re.compile(r"\s*(k|m|mm|mn|b|bn|t|thousand|million|billion|trillion)\b", re.IGNORECASE)
+# Everything below runs on the lower-cased value (case-insensitive regexes are slower).
+_SUFFIX = re.compile(r"\s*(k|m|mm|mn|b|bn|t|thousand|million|billion|trillion)\b")
 _MULTIPLIERS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mm": 1e6, "mn": 1e6, "million": 1e6}
 _MULTIPLIERS |= {"b": 1e9, "bn": 1e9, "billion": 1e9, "t": 1e12, "trillion": 1e12}
 _DURATION = re.compile(
     r"\d\s*(?:ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|"
-    r"w|wks?|weeks?|mos?|months?|yrs?|years?)\b|\b\d{1,2}:\d{2}(?::\d{2})?\b",
-    re.IGNORECASE,
+    r"w|wks?|weeks?|mos?|months?|yrs?|years?)\b|\b\d{1,2}:\d{2}(?::\d{2})?\b"
 )
-_FRACTION = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/|out of|of)\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-_RATIO = re.compile(r"\d\s*[x×](?![a-z])|\d\s*:\s*1\b|\btimes\b", re.IGNORECASE)
+_FRACTION = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/|out of|of)\s*(\d+(?:\.\d+)?)")
+_RATIO = re.compile(r"\d\s*[x×](?![a-z])|\d\s*:\s*1\b")
+_WORD = re.compile(r"[a-z]+")
 _MINUS_SIGNS = ("-", "\u2212", "\u2013")
-_UNIT_WORDS = re.compile(
-    r"\b(?:usd|eur|gbp|jpy|inr|cad|aud|chf|cny|rmb|dollars?|euros?|per ?cent|pct|pp|k|m|mm|mn|b|"
-    r"bn|t|thousand|million|billion|trillion|x|times|out|of)\b",
-    re.IGNORECASE,
+_CURRENCY_SYMBOLS = frozenset("$€£¥₹₩₽₺₪₦")
+_CURRENCY_WORDS = frozenset(
+    {"usd", "eur", "gbp", "jpy", "inr", "cad", "aud", "chf", "cny", "rmb", "dollar", "dollars"}
+    | {"euro", "euros"}
 )
+_PERCENT_WORDS = frozenset({"percent", "pct", "pp"})
+# Words that belong to the number's unit; any other word is text around the number.
+_UNIT_WORDS = _CURRENCY_WORDS | _PERCENT_WORDS | set(_MULTIPLIERS) | {"per", "cent", "x", "times"}
+_UNIT_WORDS |= {"out", "of"}
 
 
 @lru_cache(maxsize=8192)
 def _value_facts(value: str) -> _ValueFacts:
     """What a value string says about itself; cached, values repeat a lot ("$1,250", "4.8%")."""
-    match = _NUMBER.search(value)
+    low = value.lower()
+    match = _NUMBER.search(low)
     number = None
     ungrouped = False
     if match is not None:
         integer, fraction = match.group(1).rstrip(","), match.group(2) or ""
         number = float(integer.replace(",", "") + fraction)
-        suffix = _SUFFIX.match(value, match.end())
+        suffix = _SUFFIX.match(low, match.end())
         if suffix is not None:
-            number *= _MULTIPLIERS[suffix.group(1).lower()]
+            number *= _MULTIPLIERS[suffix.group(1)]
         elif "," not in integer and len(integer) >= 4:
             ungrouped = True
-        if any(sign in value[: match.start()] for sign in _MINUS_SIGNS):
+        if any(sign in low[: match.start()] for sign in _MINUS_SIGNS):
             number = -number
-    fraction_match = _FRACTION.search(value)
-    leftover = _UNIT_WORDS.sub("", value)
+    words = set(_WORD.findall(low))
+    fraction_match = _FRACTION.search(low) if match is not None else None
     return _ValueFacts(
         has_digit=match is not None,
         number=number,
-        currency=_CURRENCY.search(value) is not None,
-        percent=_PERCENT.search(value) is not None,
+        currency=not _CURRENCY_SYMBOLS.isdisjoint(value) or not _CURRENCY_WORDS.isdisjoint(words),
+        percent="%" in value
+        or not _PERCENT_WORDS.isdisjoint(words)
+        or ("per" in words and "cent" in words),
         ungrouped=ungrouped,
-        duration=_DURATION.search(value) is not None,
+        duration=match is not None and _DURATION.search(low) is not None,
         fraction=(
             (float(fraction_match.group(1)), float(fraction_match.group(2)))
             if fraction_match
             else None
         ),
-        ratio_mark=_RATIO.search(value) is not None,
-        words=any(ch.isalpha() for ch in leftover),
+        ratio_mark="times" in words or (match is not None and _RATIO.search(low) is not None),
+        words=not _UNIT_WORDS.issuperset(words),
     )
 
 
