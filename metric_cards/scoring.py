@@ -176,30 +176,35 @@ def score_completion(
         "formatting": formatting,
     }
     return ScoreResult(
-        combine_layers(layers, config),
+        _combine(validity, schema, semantic, formatting, config),
         layers,
-        problems + schema_problems + semantic_problems + formatting_problems,
+        [*problems, *schema_problems, *semantic_problems, *formatting_problems],
         extraction,
     )
 
 
 def combine_layers(layers: dict[str, float], config: RewardConfig = DEFAULT_REWARD) -> float:
     """Weighted mean of the layers; formatting only counts as far as the answer is a card."""
-    if layers["validity"] <= 0.0:
+    return _combine(
+        layers["validity"], layers["schema"], layers["semantic"], layers["formatting"], config
+    )
+
+
+def _combine(
+    validity: float, schema: float, semantic: float, formatting: float, config: RewardConfig
+) -> float:
+    if validity <= 0.0:
         return 0.0
-    total = (
-        config.weight_validity
-        + config.weight_schema
-        + config.weight_semantic
-        + config.weight_formatting
-    )
+    w_validity, w_schema = config.weight_validity, config.weight_schema
+    w_semantic, w_formatting = config.weight_semantic, config.weight_formatting
     earned = (
-        config.weight_validity * layers["validity"]
-        + config.weight_schema * layers["schema"]
-        + config.weight_semantic * layers["semantic"]
-        + config.weight_formatting * layers["formatting"] * layers["schema"]
+        w_validity * validity
+        + w_schema * schema
+        + w_semantic * semantic
+        + w_formatting * formatting * schema
     )
-    return round(min(1.0, max(0.0, earned / total)), 6)
+    score = earned / (w_validity + w_schema + w_semantic + w_formatting)
+    return round(1.0 if score > 1.0 else 0.0 if score < 0.0 else score, 6)
 
 
 # --- validity ---------------------------------------------------------------------------------
