@@ -354,7 +354,11 @@ def _summary(collected: _Collected) -> dict[str, Any]:
         else:
             layers.append((name, "n/a", None))
     formats = collected.formats
-    labels = {FORMAT_METRIC_CARD: "metric_card format", FORMAT_LEGACY: "legacy format"}
+    labels = {
+        FORMAT_METRIC_CARD: "metric_card format",
+        # Say it where the summary is read: the original env's scores mean nothing.
+        FORMAT_LEGACY: "legacy format (random scores, layers unknown)",
+    }
     format_label = ", ".join(
         labels.get(name, name + " format")
         + (f" ({count} group{'s' if count != 1 else ''})" if len(formats) > 1 else "")
