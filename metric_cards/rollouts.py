@@ -401,7 +401,7 @@ class RolloutReader:
     (RolloutFileError for a missing, unreadable or empty one) so CLIs fail before writing.
 
     ``on_issue`` is called for each malformed line or rollout (default: print the first
-    ``print_issues`` to stderr as ``warning: FILE:LINE: ...``). ``progress`` None shows a
+    ``print_issues`` to stderr as ``warning: FILE: line N: ...``). ``progress`` None shows a
     byte-based tqdm bar on stderr when stderr is a terminal or the file is large.
     """
 

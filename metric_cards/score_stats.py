@@ -223,21 +223,23 @@ def format_histogram(stats: ScoreStats, width: int = 50) -> list[str]:
 # --- PNG ---------------------------------------------------------------------------------------
 
 
-def _bars(fine: Counter[int], step: int) -> tuple[list[float], list[int], float]:
-    """Regroup 0.01 cells into bars `step` cells wide: (left edges, counts, bar width)."""
+def _steps(fine: Counter[int], step: int) -> tuple[list[int], list[float]]:
+    """Regroup 0.01 cells into bins `step` cells wide: (counts, edges) for Axes.stairs."""
     grouped: Counter[int] = Counter()
     for cell, count in fine.items():
         grouped[cell // step] += count
-    lefts = sorted(grouped)
-    return [k * step / _FINE for k in lefts], [grouped[k] for k in lefts], step / _FINE
+    if not grouped:
+        return [0], [0.0, 1.0]
+    first, last = min(min(grouped), 0), max(max(grouped), _FINE // step - 1)
+    counts = [grouped.get(k, 0) for k in range(first, last + 1)]
+    return counts, [k * step / _FINE for k in range(first, last + 2)]
 
 
 def plot_distribution(stats: ScoreStats, path: str | Path, title: str = "") -> None:
     """Write a PNG: the overall score histogram on top, one small histogram per layer below."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers/CI; must precede pyplot
-    import matplotlib.pyplot as plt
+    # The object API with the Agg canvas: no pyplot (no display, no global figure state).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     from metric_cards.io_utils import atomic_writer
@@ -245,16 +247,18 @@ def plot_distribution(stats: ScoreStats, path: str | Path, title: str = "") -> N
     layer_names = list(stats.layer_means())
     columns = max(1, min(4, len(layer_names)))
     rows = 1 + math.ceil(len(layer_names) / columns) if layer_names else 1
-    fig = plt.figure(figsize=(3.2 * max(columns, 3), 3.0 * rows + 0.6), layout="constrained")
-    grid = fig.add_gridspec(rows, columns)
+    fig = Figure(figsize=(3.2 * max(columns, 3), 3.0 * rows + 0.6))
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(rows, columns, hspace=0.55, wspace=0.3)
     main = fig.add_subplot(grid[0, :])
-    lefts, counts, width = _bars(stats.fine, round(stats.bucket_width * _FINE / 2) or 1)
-    main.bar(lefts, counts, width=width, align="edge", color="#4c72b0", edgecolor="white")
+    # stairs draws one artist per histogram (bar() would draw one per bin: much slower)
+    counts, edges = _steps(stats.fine, round(stats.bucket_width * _FINE / 2) or 1)
+    main.stairs(counts, edges, fill=True, color="#4c72b0")
     summary = stats.summary()
     if summary.count:
         main.axvline(summary.mean, color="#c44e52", linestyle="--", label="mean")
         main.axvline(summary.median, color="#55a868", linestyle=":", label="median")
-        main.legend()
+        main.legend(loc="upper left")
     main.set_title(f"score (n={summary.count}, mean={summary.mean:.3f})")
     main.set_xlabel("score")
     main.set_ylabel("rollouts")
@@ -263,13 +267,13 @@ def plot_distribution(stats: ScoreStats, path: str | Path, title: str = "") -> N
         ax = fig.add_subplot(grid[1 + index // columns, index % columns])
         layer = stats.layers[name]
         layer.flush()
-        lefts, counts, width = _bars(layer.fine, 5)
-        ax.bar(lefts, counts, width=width, align="edge", color="#8172b2", edgecolor="white")
+        counts, edges = _steps(layer.fine, 5)
+        ax.stairs(counts, edges, fill=True, color="#8172b2")
         ax.set_xlim(-0.02, 1.02)
         ax.set_title(f"{name} (mean {layer.mean:.3f})", fontsize=10)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.88 if title else 0.93, bottom=0.08)
     if title:
         fig.suptitle(title)
     with atomic_writer(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)

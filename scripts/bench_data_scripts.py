@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         print(f"\ninput: {size_mb:.0f} MB (page cache warm); targets: >= {TARGET_MB_S:.0f} MB/s, "
               f"< {TARGET_RSS_MB:.0f} MB RSS")  # fmt: skip
+        print(f"load average before: {os.getloadavg()[0]:.1f} (other processes share the CPUs)")
         header = (
             f"{'script':<56} {'wall s':>7} {'MB/s':>7} {'CPU s':>6} {'MB/CPU-s':>9} "
             f"{'peak RSS MB':>12}  verdict"
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name:<56} {wall:>7.2f} {rate:>7.0f} {cpu:>6.2f} {size_mb / cpu:>9.0f} "
                 f"{peak:>12.0f}  {verdict}"
             )
+        print(f"load average after: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")
         print(
             "\nMB/s = input size / wall time of the whole process (interpreter start included);"
             "\nMB/CPU-s = the same per CPU second (steadier on a shared machine); best of --runs."
