@@ -13,8 +13,11 @@ semantic    Does the card answer the request? Six checks, weighted (SEMANTIC_WEI
             title names the metric · value is written in the metric's unit · value and trend are
             plausible · trend sign agrees with isPositive for the metric's polarity · icon is a
             Lucide icon that fits the metric · title/description mention the period and domain
-            without contradicting them. Without a catalog request only the generic parts are
-            checked (title present, value has a number, trend magnitude, icon exists, description).
+            without contradicting them. An impossible value ("140%" for a rate) also loses the
+            unit credit, and a title naming another catalog metric halves the whole layer
+            (OFF_TOPIC_FACTOR): such a card answers a different question. Without a catalog
+            request only the generic parts are checked (title present, value has a number, trend
+            magnitude, icon exists, description present).
 formatting  Is the answer the JSON alone? Prose around it costs in proportion to its length, a
             cut-off completion (finish_reason "length") costs, an overly long answer costs.
 
@@ -415,7 +418,7 @@ def _trend_shape(props: dict, problems: list[str], unknown: list[str]) -> float:
 
 SEMANTIC_WEIGHTS = {
     "title": 0.25,  # the card is about the requested metric
-    "value": 0.20,  # written in the metric's unit
+    "value": 0.20,  # written in the metric's unit (and possible: see plausibility)
     "plausibility": 0.15,  # value within the metric's bounds, trend a believable percentage
     "trend": 0.15,  # trend sign agrees with isPositive for the metric's polarity
     "icon": 0.10,  # a Lucide icon that fits the metric
@@ -424,6 +427,10 @@ SEMANTIC_WEIGHTS = {
 # Without a catalog request: no trend-sign check (polarity unknown), the rest generic.
 _GENERIC_WEIGHTS = {key: w for key, w in SEMANTIC_WEIGHTS.items() if key != "trend"}
 _GENERIC_TOTAL = sum(_GENERIC_WEIGHTS.values())
+
+# A card whose title names another catalog metric answers a different question: the whole
+# semantic layer is scaled by this (its value, icon and trend were judged against the wrong metric).
+OFF_TOPIC_FACTOR = 0.5
 
 _W_TITLE = SEMANTIC_WEIGHTS["title"]
 _W_VALUE = SEMANTIC_WEIGHTS["value"]
@@ -461,9 +468,11 @@ def semantic_layer(
     if title.__class__ is str:
         title_score, problems_list = _title_verdict(title, metric)
         problems = list(problems_list)
+        off_topic = title_score == 0.0 and other_metric_named(title, profile) is not None
     else:
         problems = []
         title_score = title_check(title, profile, problems)
+        off_topic = False
     if value.__class__ is str:
         value_format, value_plausible, value_problems = _value_verdict(value, metric)
         if value_problems:
@@ -483,12 +492,15 @@ def semantic_layer(
     context = context_check(description, request, scan, problems)
     total = (
         _W_TITLE * title_score
-        + _W_VALUE * value_format
+        # an impossible value ("140%" for a rate) is wrong however well it is formatted
+        + _W_VALUE * value_format * value_plausible
         + _W_PLAUSIBILITY * (0.5 * value_plausible + 0.5 * trend_plausible)
         + _W_TREND * sign
         + _W_ICON * icon_score
         + _W_CONTEXT * context
     )
+    if off_topic:  # a card about another metric does not answer the request at all
+        total *= OFF_TOPIC_FACTOR
     return total, problems
 
 
@@ -617,13 +629,24 @@ def title_check(title: Any, profile: _MetricProfile, problems: list[str]) -> flo
             problems.append("the title repeats the time period (it belongs in the description)")
             return 0.9
         return 1.0
-    for other_padded, other in profile.others:
-        if other_padded in padded:
-            problems.append(f"title {title!r} names {other}, not {name}")
-            return 0.0
+    other = other_metric_named(title, profile)
+    if other is not None:
+        problems.append(f"title {title!r} names {other}, not {name}")
+        return 0.0
     found = sum(1 for word in profile.words if f" {word} " in padded)
     problems.append(f"title {title!r} does not name {name}")
     return 0.6 * found / len(profile.words)
+
+
+def other_metric_named(title: str, profile: _MetricProfile) -> str | None:
+    """The catalog metric a title names instead of the requested one, if any."""
+    padded = _normalise_title(title)
+    if any(phrase in padded for phrase in profile.phrases):
+        return None
+    for other_padded, other in profile.others:
+        if other_padded in padded:
+            return other
+    return None
 
 
 # --- value ---

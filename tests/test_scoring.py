@@ -84,6 +84,15 @@ def test_result_shape() -> None:
         result.score = 0.5  # type: ignore[misc]
 
 
+def test_a_card_about_another_metric_loses_half_its_semantics() -> None:
+    off_topic = score(card(title="Bounce Rate"))
+    semantic = (0.25 * 0 + 0.20 + 0.15 + 0.15 + 0.10 + 0.15) * scoring.OFF_TOPIC_FACTOR
+    assert off_topic.layers["semantic"] == pytest.approx(semantic)
+    assert off_topic.score < 0.7 < score(card(trend={"value": -0.8, "isPositive": False})).score
+    vague = score(card(title="Customer Numbers"))  # names nothing: only the title item is lost
+    assert vague.score > off_topic.score
+
+
 def test_perfect_beats_bad_icon_beats_wrong_title() -> None:
     perfect = score(card()).score
     bad_icon = score(card(icon="renew")).score
@@ -288,7 +297,8 @@ def test_score_values_accept_several_forms() -> None:
 def test_rates_above_100_percent_are_implausible() -> None:
     impossible = score(card(value="140%"))
     assert "outside the plausible range 0 to 100" in " ".join(impossible.problems)
-    assert score(card(value="40%")).score > impossible.score
+    # the value item and half the plausibility item are lost: 0.55 * (0.20 + 0.075)
+    assert score(card(value="40%")).score - impossible.score == pytest.approx(0.15125)
 
 
 def test_nps_out_of_bounds() -> None:
