@@ -48,7 +48,7 @@ logger = logging.getLogger("metric_card_generator")
 EMBEDDED = "embedded"  # tokenizer_name / model_name meaning "the embedded local model"
 
 
-class RequestFailed(RuntimeError):
+class RequestFailedError(RuntimeError):
     """One call to the inference server failed or timed out."""
 
 
@@ -250,15 +250,15 @@ class MetricCardEnv(BaseEnv):
                 self.server.chat_completion(**kwargs), timeout=self.config.request_timeout
             )
         except asyncio.TimeoutError as exc:
-            raise RequestFailed(
+            raise RequestFailedError(
                 f"no answer from the inference server within {self.config.request_timeout:.0f}s"
             ) from exc
         except Exception as exc:  # the openai client and tenacity raise many types
             cause = exc.last_attempt.exception() if hasattr(exc, "last_attempt") else exc
-            raise RequestFailed(f"{type(cause).__name__}: {cause}") from exc
+            raise RequestFailedError(f"{type(cause).__name__}: {cause}") from exc
         choices = [Completion(c.message.content or "", c.finish_reason) for c in response.choices]
         if len(choices) < n:
-            raise RequestFailed(f"the server returned {len(choices)} of {n} completions")
+            raise RequestFailedError(f"the server returned {len(choices)} of {n} completions")
         return choices[:n]
 
     def _score(self, request: Request, completions: list[Completion]) -> list[ScoredRollout]:
@@ -288,7 +288,7 @@ class MetricCardEnv(BaseEnv):
     async def collect_trajectories(self, item: Request) -> tuple[dict[str, Any] | None, list]:
         try:
             group = await self._collect_group(item)
-        except RequestFailed as exc:
+        except RequestFailedError as exc:
             self.failed_requests += 1
             logger.warning("dropping prompt %r: %s", item.prompt, exc)
             return None, []
@@ -332,7 +332,7 @@ class MetricCardEnv(BaseEnv):
                     item = await self.get_next_item()
                     try:
                         group = await self._collect_group(item)
-                    except RequestFailed as exc:
+                    except RequestFailedError as exc:
                         failures_in_a_row += 1
                         self.failed_requests += 1
                         logger.warning("request failed (%d in a row): %s", failures_in_a_row, exc)
@@ -390,9 +390,10 @@ class MetricCardEnv(BaseEnv):
         table.add_row("truncated", f"{metrics.get('run/percent_truncated', 0):.1f}%")
         table.add_row("failed requests", str(self.failed_requests))
         table.add_row("wall time", f"{seconds:.1f}s")
-        table.add_row("rollouts", str(self.config.data_path_to_save_groups))
-        table.add_row("viewer", html_path or "(none: no groups)")
         Console(stderr=False).print(table)
+        # Paths outside the table: rich would shorten a long path with an ellipsis.
+        print(f"rollouts: {self.config.data_path_to_save_groups}")
+        print(f"viewer:   {html_path or '(none: no groups were written)'}", flush=True)
 
     # ------------------------------------------------------------------------ evaluate
     async def _eval_one(self, request: Request) -> tuple[Request, ScoredRollout | None, str]:
@@ -400,7 +401,7 @@ class MetricCardEnv(BaseEnv):
             completions = await self._sample(
                 prompt_messages(request), 1, self.config.eval_temperature, "eval"
             )
-        except RequestFailed as exc:
+        except RequestFailedError as exc:
             return request, None, str(exc)
         return request, self._score(request, completions)[0], ""
 
