@@ -15,10 +15,15 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub at run time
+# Tokenizers only: transformers' "PyTorch was not found" notice is noise here.
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+warnings.filterwarnings("ignore", message="You are using a local Base URL", category=UserWarning)
+warnings.filterwarnings("ignore", message="Trainer requested to ignore max length")
 
 import wandb  # noqa: E402
 from atroposlib.envs.base import APIServerConfig, BaseEnv, BaseEnvConfig  # noqa: E402
@@ -41,6 +46,7 @@ from metric_cards.runtime import (  # noqa: E402
     wait_for_inference_server,
 )
 from metric_cards.scoring import RewardConfig  # noqa: E402
+from metric_cards.serve_api import AtroposApiMixin, ServeConfig  # noqa: E402
 from metric_cards.tokenization import ChatTokenizer  # noqa: E402
 
 logger = logging.getLogger("metric_card_generator")
@@ -52,9 +58,10 @@ class RequestFailedError(RuntimeError):
     """One call to the inference server failed or timed out."""
 
 
-class MetricCardEnvConfig(BaseEnvConfig, RewardConfig, AdjustmentConfig):
+class MetricCardEnvConfig(BaseEnvConfig, RewardConfig, AdjustmentConfig, ServeConfig):
     """BaseEnvConfig plus the reward weights (RewardConfig), the optional reward adjustments
-    (AdjustmentConfig) and the sampling / robustness settings below; all are --env.<name> flags."""
+    (AdjustmentConfig), serve's waiting for the Atropos API (ServeConfig) and the sampling /
+    robustness settings below; all are --env.<name> flags."""
 
     seed: int = Field(default=0, description="Seed of the training prompt stream.")
     eval_size: int = Field(
@@ -105,7 +112,7 @@ class JsonlGroupWriter:
             self._file.close()
 
 
-class MetricCardEnv(BaseEnv):
+class MetricCardEnv(AtroposApiMixin, BaseEnv):
     name = "metric_card_generator"
     env_config_cls = MetricCardEnvConfig
 
@@ -188,9 +195,7 @@ class MetricCardEnv(BaseEnv):
             config.tokenizer_name = configs[0].model_name
         return configs
 
-    def _start_embedded_server(
-        self, config: MetricCardEnvConfig, server: APIServerConfig
-    ) -> None:
+    def _start_embedded_server(self, config: MetricCardEnvConfig, server: APIServerConfig) -> None:
         from metric_cards.gguf_tokenizer import GGUFTokenizerError, tokenizer_dir_for_gguf
         from metric_cards.local_server import EmbeddedServer, EmbeddedServerError
 
@@ -478,9 +483,14 @@ class MetricCardEnv(BaseEnv):
             table = wandb.Table(
                 columns=["kind", "score", "prompt", "completion", "layers", "problems"]
             )
-            for kind, score, prompt, completion, layers, problems in (
-                self.window_stats.best_and_worst()
-            ):
+            for (
+                kind,
+                score,
+                prompt,
+                completion,
+                layers,
+                problems,
+            ) in self.window_stats.best_and_worst():
                 table.add_data(kind, score, prompt, completion, str(layers), "; ".join(problems))
             metrics["train/best_and_worst_rollouts"] = table
         self.window_stats = RolloutStats()

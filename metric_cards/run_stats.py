@@ -60,7 +60,9 @@ class RolloutStats:
         # Keep only the extremes: the table shows the best and worst rollouts.
         if len(self.examples) > 4 * self.keep_examples:
             self.examples.sort(key=lambda e: e[0])
-            self.examples = self.examples[: self.keep_examples] + self.examples[-self.keep_examples :]
+            self.examples = (
+                self.examples[: self.keep_examples] + self.examples[-self.keep_examples :]
+            )
 
     @property
     def count(self) -> int:

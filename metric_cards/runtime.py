@@ -60,17 +60,19 @@ async def wait_for_inference_server(base_url: str, api_key: str | None, timeout:
     last_error = "no answer"
     while True:
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-                async with session.get(url, headers=headers) as resp:
-                    if resp.status < 500:
-                        if resp.status >= 400 and resp.status not in (404, 405):
-                            body = (await resp.text())[:200]
-                            raise FatalEnvError(
-                                f"inference server at {base_url} refused the request "
-                                f"(HTTP {resp.status}): {body}"
-                            )
-                        return
-                    last_error = f"HTTP {resp.status}"
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+                session.get(url, headers=headers) as resp,
+            ):
+                if resp.status < 500:
+                    if resp.status >= 400 and resp.status not in (404, 405):
+                        body = (await resp.text())[:200]
+                        raise FatalEnvError(
+                            f"inference server at {base_url} refused the request "
+                            f"(HTTP {resp.status}): {body}"
+                        )
+                    return
+                last_error = f"HTTP {resp.status}"
         except FatalEnvError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:

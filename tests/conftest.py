@@ -63,9 +63,7 @@ def env_subprocess_env() -> dict[str, str]:
     return env
 
 
-def run_env(
-    args: list[str], cwd: Path, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
+def run_env(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run `python metric_card_generator.py ARGS` in `cwd` and return the finished process."""
     return subprocess.run(
         [sys.executable, str(REPO / "metric_card_generator.py"), *args],

@@ -2,9 +2,10 @@
 
 It speaks real HTTP (the env talks to it through the openai client exactly as to vLLM), answers
 `n` choices per request, and returns a deterministic mix of good and bad metric cards built for
-the request in the prompt. Faults can be injected: HTTP errors and slow answers.
+the request in the prompt. Faults can be injected: HTTP errors and slow answers; and groups without
+score spread: every k-th request answered with n copies of one completion (`identical_every`).
 
-Run standalone:  python tests/fake_openai.py --port 9100
+Run standalone:  python tests/fake_openai.py --port 9100 [--delay S] [--identical-every K]
 """
 
 from __future__ import annotations
@@ -63,12 +64,20 @@ def _variants(prompt: str) -> list[tuple[str, str]]:
     return [
         (text, "stop"),
         (f"```json\n{text}\n```", "stop"),
-        (f"Sure! Here is the card you asked for:\n\n{text}\n\nLet me know if you need more.", "stop"),
+        (
+            f"Sure! Here is the card you asked for:\n\n{text}\n\nLet me know if you need more.",
+            "stop",
+        ),
         (json.dumps(bad_icon, indent=2), "stop"),
         (text[: len(text) // 2], "length"),
         (json.dumps(wrong), "stop"),
         ("I'm sorry, I can't produce JSON for that.", "stop"),
-        (text.replace('"value": "', "'value': '", 1).replace('",\n    "desc', "',\n    \"desc", 1), "stop"),
+        (
+            text.replace('"value": "', "'value': '", 1).replace(
+                '",\n    "desc', "',\n    \"desc", 1
+            ),
+            "stop",
+        ),
     ]
 
 
@@ -87,9 +96,13 @@ class FakeOpenAIServer:
         completion_fn: Callable[[str, int], tuple[str, str]] = mixed_completions,
         port: int = 0,
         honour_n: bool = True,
+        identical_every: int = 0,
     ) -> None:
         self.completion_fn = completion_fn
         self.honour_n = honour_n
+        self.identical_every = identical_every  # every k-th chat call: n identical choices
+        self.identical_answers = 0  # how many chat calls were answered that way
+        self.answered_at: dict[str, float] = {}  # user prompt -> time.time() of the last answer
         self.requests: list[dict[str, Any]] = []
         self.fail_next: list[int] = []  # HTTP statuses to answer the next chat calls with
         self.delay = 0.0  # seconds to sleep before answering a chat call
@@ -126,15 +139,19 @@ class FakeOpenAIServer:
             self.requests.append(body)
             if self.fail_next:
                 return self.fail_next.pop(0), {"error": {"message": "injected failure"}}
+            call = len(self.requests)
+            identical = bool(self.identical_every) and call % self.identical_every == 0
+            self.identical_answers += identical
         if self.delay:
             time.sleep(self.delay)
-        prompt = next(
-            (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
-        )
+        prompt = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
         n = int(body.get("n") or 1) if self.honour_n else 1
         choices = []
+        same = next(self._counter) if identical else None
         for i in range(n):
-            content, finish = self.completion_fn(prompt, next(self._counter))
+            content, finish = self.completion_fn(
+                prompt, same if same is not None else next(self._counter)
+            )
             choices.append(
                 {
                     "index": i,
@@ -142,6 +159,7 @@ class FakeOpenAIServer:
                     "finish_reason": finish,
                 }
             )
+        self.answered_at[prompt] = time.time()
         return 200, {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -188,8 +206,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument(
+        "--identical-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="answer every K-th request with n identical completions (a group without score "
+        "spread, which serve drops); 0 = never",
+    )
     args = parser.parse_args()
-    server = FakeOpenAIServer(port=args.port)
+    server = FakeOpenAIServer(port=args.port, identical_every=args.identical_every)
     server.delay = args.delay
     print(f"fake OpenAI server on {server.base_url}", flush=True)
     server.httpd.serve_forever()

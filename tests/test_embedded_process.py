@@ -32,9 +32,12 @@ def test_process_with_the_embedded_model(tmp_path, env_runner):
     proc = env_runner(
         [
             "process",
-            "--env.total_steps", "2",
-            "--env.group_size", "4",
-            "--env.data_path_to_save_groups", str(out),
+            "--env.total_steps",
+            "2",
+            "--env.group_size",
+            "4",
+            "--env.data_path_to_save_groups",
+            str(out),
         ],  # fmt: skip
         tmp_path,
         timeout=600,
@@ -51,7 +54,11 @@ def test_process_with_the_embedded_model(tmp_path, env_runner):
     for group in groups:
         assert len(group["tokens"]) == len(group["masks"]) == len(group["scores"]) == 4
         for tokens, masks, messages, rollout in zip(
-            group["tokens"], group["masks"], group["messages"], group["metric_card"]["rollouts"]
+            group["tokens"],
+            group["masks"],
+            group["messages"],
+            group["metric_card"]["rollouts"],
+            strict=True,
         ):
             completion = messages[-1]["content"]
             assert completion.strip(), "the model returned an empty completion"

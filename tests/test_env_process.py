@@ -122,11 +122,16 @@ def test_evaluate_writes_metrics_and_samples(tmp_path, fake_server, tiny_tokeniz
     proc = env_runner(
         [
             "evaluate",
-            "--env.data_dir_to_save_evals", str(evals),
-            "--env.eval_size", "6",
-            "--env.tokenizer_name", str(tiny_tokenizer_dir),
-            "--openai.base_url", fake_server.base_url,
-            "--openai.model_name", "fake-metric-model",
+            "--env.data_dir_to_save_evals",
+            str(evals),
+            "--env.eval_size",
+            "6",
+            "--env.tokenizer_name",
+            str(tiny_tokenizer_dir),
+            "--openai.base_url",
+            fake_server.base_url,
+            "--openai.model_name",
+            "fake-metric-model",
         ],  # fmt: skip
         tmp_path,
     )

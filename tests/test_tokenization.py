@@ -57,7 +57,7 @@ def test_truncated_completion_has_no_end_of_turn(tokenizer):
     chat = ChatTokenizer(tokenizer)
     cut = CARD[:40]
     out = chat.tokenize(conversation(cut), finish_reason="length")
-    kept = [t for t, m in zip(out.tokens, out.masks) if m != IGNORE_INDEX]
+    kept = [t for t, m in zip(out.tokens, out.masks, strict=True) if m != IGNORE_INDEX]
     assert tokenizer.decode(kept) == cut
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") not in kept
     assert out.completion_tokens == len(kept)
