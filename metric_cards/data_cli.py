@@ -5,7 +5,8 @@ show_score_distribution.py) are thin argparse front ends; this keeps them consis
 reader flags, the same messages, the same exit codes.
 
 Exit codes: 0 done; 1 nothing usable in the input (or a malformed line under --strict);
-2 a usage mistake (bad flag, missing/empty input, unusable output path); 130 interrupted.
+2 a usage mistake (bad flag, missing/empty input, unusable output path); 130 interrupted;
+141 the reader of stdout/stderr went away (like a process killed by SIGPIPE).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TextIO
 from metric_cards.io_utils import exit_cleanly_on_sigterm
 from metric_cards.rollouts import FORMAT_LEGACY, ReadStats, RolloutFileError, RolloutReader
 
-EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 class UsageError(Exception):
@@ -158,9 +159,11 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; output files left as they were", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. piped into `head`
-        sys.stderr.close()
-        return EXIT_OK
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly, as other tools do
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE  # outputs not yet renamed into place were discarded
     except OSError as error:  # disk full, permissions: say so without a traceback
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_NO_DATA
