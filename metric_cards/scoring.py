@@ -1029,6 +1029,19 @@ def _trie_pattern(words: list[str]) -> str:
 
 _PHRASES = _phrase_table()
 _SCANNER = re.compile(r"\b(?:" + _trie_pattern(sorted(_PHRASES)) + r")\b")
+# A period named as the baseline of a comparison ("up 5% vs last month", "down from Q2 2023")
+# is not the period the card reports on: such mentions are blanked out before the scan.
+_PERIOD_PHRASES = sorted(phrase for phrase, (kind, _) in _PHRASES.items() if kind != "domain")
+_COMPARISON_CUE = re.compile(
+    r"\b(?:vs|versus|compared|than|since|against|relative to|(?:up|down|rose|fell)(?: \S+)? from)\b"
+)
+_BASELINE = re.compile(
+    r"\b(?:vs\.?|versus|compared (?:to|with)|than|since|against|relative to|"
+    r"(?:up|down|rose|fell)(?: \S+)? from)\s+(?:in |during |for |to |with )?(?:the |a )?"
+    r"(?:same (?:period|time) (?:in |of )?)?"
+    r"(?:previous |prior |last |past )?(?:" + _trie_pattern(_PERIOD_PHRASES) + r")"
+    r"(?:\s*'?(?:19|20)?\d{2}\b)?\b"
+)
 _QUARTER = re.compile(
     r"\b(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th) quarter)\b"
     r"(?:\s*(?:of\s+|,\s*)?(?:fy\s*)?'?(\d{4}|\d{2})\b)?"
@@ -1062,6 +1075,8 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
     lowered = text.lower()
     if "-" in lowered:
         lowered = lowered.replace("-", " ")
+    if _COMPARISON_CUE.search(lowered) is not None:
+        lowered = _BASELINE.sub(" ", lowered)
     found = _SCANNER.findall(lowered)
     if not found and not needs_years:
         return _EMPTY_SCAN
@@ -1148,9 +1163,14 @@ def _period_fit(want: _PeriodProfile, kind: str, payload: Any) -> bool | None:
         return None
     if kind == "relative":
         return payload == want.relative or payload in _RELATIVE_FITS.get(want.relative, ())
-    if kind == "year" and want.relative == "year":  # "in 2023" for "this year": the model
-        return True  # cannot know today's date, so any year it names is its "this year"
+    # A model cannot know today's date: the month, quarter or year it names for "this month",
+    # "this quarter" or "this year" is its reading of "this".
+    if want.relative == _RELATIVE_FOR_CALENDAR.get(kind):
+        return True
     return None
+
+
+_RELATIVE_FOR_CALENDAR = {"month": "month", "quarter": "quarter", "year": "year"}
 
 
 def context_check(

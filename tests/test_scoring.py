@@ -433,6 +433,34 @@ def test_period_mentions_in_other_words(period: str, description: str) -> None:
     assert named == ("August" not in description)  # a month is narrower than its quarter
 
 
+@pytest.mark.parametrize(
+    ("period", "description"),
+    [
+        ("this month", "Finance churn this month, up 0.4 points vs last month"),
+        ("Q3 2023", "Finance churn in Q3 2023, down from Q2 2023"),
+        ("December", "Finance churn in December (down 2% from November)"),
+        ("December", "Finance churn in December, lower than in November"),
+        ("this year", "Finance churn this year compared to the same period last year"),
+    ],
+)
+def test_a_comparison_baseline_is_not_a_contradiction(period: str, description: str) -> None:
+    request = make_request("churn rate", "finance", period, 0)
+    assert score(card(description=description), request).problems == []
+
+
+def test_calendar_names_confirm_this_month_quarter_and_year() -> None:
+    for period, description in [
+        ("this month", "Finance churn in November"),
+        ("this quarter", "Finance churn in Q3 2023"),
+        ("this year", "Finance churn during 2023"),
+    ]:
+        request = make_request("churn rate", "finance", period, 0)
+        assert score(card(description=description), request).problems == [], period
+    last_week = make_request("churn rate", "finance", "last 7 days", 0)
+    unconfirmed = score(card(description="Finance churn in November"), last_week)
+    assert unconfirmed.problems == ["the card does not mention the period (last 7 days)"]
+
+
 def test_may_the_verb_is_not_may_the_month() -> None:
     request = make_request("churn rate", "finance", "December", 0)
     verb = score(card(description="Finance churn may rise in December"), request)
