@@ -685,7 +685,7 @@ _CURRENCY_WORDS = frozenset(
 _PERCENT_WORDS = frozenset({"percent", "pct", "pp"})
 # Words that belong to the number's unit; any other word is text around the number.
 _UNIT_WORDS = _CURRENCY_WORDS | _PERCENT_WORDS | set(_MULTIPLIERS) | {"per", "cent", "x", "times"}
-_UNIT_WORDS |= {"out", "of"}
+_UNIT_WORDS |= {"out", "of", "turns"}
 
 
 @lru_cache(maxsize=8192)

@@ -270,6 +270,7 @@ def test_title_partial_credit() -> None:
         ("delivery time", "2.5 days", "2.5", "has no time unit"),
         ("customer satisfaction", "4.6/5", "$4.6", "is money"),
         ("inventory turnover", "5.2x", "52%", "is not written as a ratio"),
+        ("inventory turnover", "4.2 turns", "$4.2", "is not written as a ratio"),
         ("revenue", "$48,250", "N/A", "has no number"),
     ],
 )
