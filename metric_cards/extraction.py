@@ -38,6 +38,8 @@ NOTHING = Extraction(value=None, text=None, method="none", prose_chars=0, repair
 
 _loads = json.loads
 _decoder = json.JSONDecoder()
+# json raises RecursionError, not ValueError, on very deeply nested input ("[[[[...").
+_PARSE_ERRORS = (ValueError, RecursionError)
 
 # A whole answer that is one fenced block: ```json\n...\n``` (any or no language tag).
 _ONLY_FENCE = re.compile(r"```[\w+.-]*[^\S\n]*\n?(.*?)\n?[^\S\n]*```", re.DOTALL)
@@ -70,7 +72,7 @@ def _whole(text: str) -> tuple[Any, str, str] | None:
     if (first == "{" and last == "}") or (first == "[" and last == "]"):
         try:
             return _loads(text), text, "bare"
-        except ValueError:
+        except _PARSE_ERRORS:
             return None
     if first == "`" and text.startswith("```") and text.endswith("```") and len(text) > 6:
         match = _ONLY_FENCE.fullmatch(text)
@@ -79,7 +81,7 @@ def _whole(text: str) -> tuple[Any, str, str] | None:
             if "```" not in body:
                 try:
                     return _loads(body), body, "fenced"
-                except ValueError:
+                except _PARSE_ERRORS:
                     return None
     return None
 
@@ -156,7 +158,7 @@ def _from_fences(visible: str, clean: str | None) -> Extraction | None:
             continue
         try:
             value = _loads(body)
-        except ValueError:
+        except _PARSE_ERRORS:
             continue
         found = _located(value, visible, match.start(), match.end(), body, clean, "fenced")
         if _is_card_like(value):
@@ -174,7 +176,7 @@ def _from_objects(visible: str, clean: str | None) -> Extraction | None:
         tries += 1
         try:
             value, end = _decoder.raw_decode(visible, position)
-        except ValueError:
+        except _PARSE_ERRORS:
             position = visible.find("{", position + 1)
             continue
         if isinstance(value, dict):
@@ -345,5 +347,5 @@ def _drop_dangling_key(text: str) -> str:
 def _try_loads(text: str, consumed: int) -> tuple[Any, int] | None:
     try:
         return _loads(text), consumed
-    except ValueError:
+    except _PARSE_ERRORS:
         return None

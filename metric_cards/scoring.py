@@ -835,11 +835,23 @@ _NEVER_NEGATIVE = frozenset({Unit.CURRENCY, Unit.COUNT, Unit.DURATION})
 _DEFAULT_BOUNDS = {Unit.SCORE: (0.0, 100.0), Unit.RATIO: (0.0, 1e6)}
 
 
+def _as_float(value: Any) -> float | None:
+    """A JSON number as a float (huge integers become ±inf); None for anything else."""
+    if value.__class__ is float:
+        return value
+    if not isinstance(value, _NUMBER_TYPES) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _trend_magnitude(trend: Any, config: RewardConfig, problems: list[str]) -> float:
     if trend is None:
         return _ABSENT
-    change = trend.get("value") if isinstance(trend, dict) else None
-    if not isinstance(change, _NUMBER_TYPES) or isinstance(change, bool):
+    change = _as_float(trend.get("value")) if isinstance(trend, dict) else None
+    if change is None:
         return 0.0
     size = abs(change)
     limit = config.trend_plausible_max
@@ -860,11 +872,9 @@ def trend_sign_check(trend: Any, profile: _MetricProfile, problems: list[str]) -
     if trend is None:
         problems.append("no trend")
         return _ABSENT
-    change = trend.get("value") if isinstance(trend, dict) else None
+    change = _as_float(trend.get("value")) if isinstance(trend, dict) else None
     positive = trend.get("isPositive") if isinstance(trend, dict) else None
-    if not isinstance(change, _NUMBER_TYPES) or isinstance(change, bool):
-        return 0.0
-    if not isinstance(positive, bool):
+    if change is None or change != change or not isinstance(positive, bool):  # NaN: no sign
         return 0.0
     polarity = profile.metric.polarity
     if polarity is Polarity.NEUTRAL or change == 0:

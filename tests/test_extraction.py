@@ -185,6 +185,21 @@ def test_nothing_found(text: str) -> None:
         assert found == Extraction(None, None, "none", 0, False)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 20000 + "]" * 20000,
+        '{"a":' * 5000,
+        "{" * 50000,
+        "word {" * 20000,
+        '{"a": "' + "x" * 10**5,
+    ],
+)
+def test_pathological_input_neither_raises_nor_hangs(text: str) -> None:
+    found = extract_json(text)
+    assert isinstance(found, Extraction)
+
+
 def test_non_string_input_is_nothing() -> None:
     assert extract_json(None).method == "none"  # type: ignore[arg-type]
 

@@ -140,6 +140,41 @@ def test_scores_are_deterministic_and_independent_of_memos() -> None:
     assert [score(s) for s in samples] == first
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"value": 10**400, "isPositive": True},
+        {"value": -(10**400), "isPositive": False},
+        {"value": float("nan"), "isPositive": True},
+        {"value": float("inf"), "isPositive": True},
+        {"value": None, "isPositive": None},
+        {"value": [1], "isPositive": {}},
+        "up",
+        [],
+    ],
+)
+def test_odd_trend_values_do_not_break_scoring(odd: Any) -> None:
+    for request in (CHURN, None):
+        text = json.dumps(card(trend=odd))  # json.dumps writes NaN/Infinity, json.loads reads them
+        result = score_completion(text, request, "stop")
+        assert 0.0 <= result.score < 1.0
+    assert score(card(trend=odd)).layers["semantic"] < score(card()).layers["semantic"]
+
+
+def test_odd_values_elsewhere_do_not_break_scoring() -> None:
+    for props in (
+        {"value": "9" * 400 + "%"},
+        {"value": 10**400},
+        {"title": ["Churn"]},
+        {"icon": {"name": "x"}},
+        {"description": 5},
+        {"value": "∞%"},
+        {"title": "\u0000\ud800"},
+    ):
+        result = score(card(**props))
+        assert 0.0 <= result.score < 1.0, props
+
+
 def test_fuzzed_inputs_stay_in_range() -> None:
     rng = random.Random(1234)
     text = json.dumps(card(), indent=2)
