@@ -181,3 +181,51 @@ def test_server_failing_mid_run_stops_with_error(
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 60
     assert not out.exists()
+
+
+def test_data_scripts_read_what_process_wrote(
+    tmp_path, fake_server, tiny_tokenizer_dir, env_runner
+):
+    """The three data scripts on a file written by `process` (not a hand-made fixture)."""
+    out = tmp_path / "rollouts.jsonl"
+    proc = env_runner(process_args(out, fake_server.base_url, tiny_tokenizer_dir, 4, 4), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    groups = read_groups(out)
+    rollouts = [
+        (g["messages"][i][1]["content"], g["messages"][i][2]["content"], g["scores"][i])
+        for g in groups
+        for i in range(4)
+    ]
+
+    def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(REPO / script), *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env_subprocess_env(),
+            timeout=120,
+        )
+
+    extracted = tmp_path / "extracted.jsonl"
+    res = run("extract_metric_training.py", str(out), str(extracted), "--score_threshold", "0.5")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in extracted.read_text().splitlines()]
+    expected = [(p, c) for p, c, s in rollouts if s > 0.5]
+    assert [(r["prompt"], r["completion"]) for r in rows] == expected
+
+    training = tmp_path / "training.jsonl"
+    res = run("trainingDataScript.py", str(out), str(training), "--score_threshold", "0.5")
+    assert res.returncode == 0, res.stderr
+    kept = [json.loads(line) for line in training.read_text().splitlines()]
+    assert kept and all("```" not in r["completion"] for r in kept)
+    for row in kept:
+        card = json.loads(row["completion"])
+        assert card["componentType"] == "metricCard"
+    assert (tmp_path / "metric_training_high_quality.jsonl").exists()
+
+    res = run("show_score_distribution.py", str(out))
+    assert res.returncode == 0, res.stderr
+    assert f"{len(rollouts)}" in res.stdout
+    mean = sum(s for _, _, s in rollouts) / len(rollouts)
+    assert f"{mean:.3f}" in res.stdout or f"{mean:.4f}" in res.stdout
