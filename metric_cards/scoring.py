@@ -1056,7 +1056,8 @@ _QUARTER = re.compile(
     r"\b(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th) quarter)\b"
     r"(?:\s*(?:of\s+|,\s*)?(?:fy\s*)?'?(\d{4}|\d{2})\b)?"
 )
-_YEAR_IN_CONTEXT = re.compile(r"\b(?:in|for|during|of|throughout|fy)\s*((?:19|20)\d{2})\b")
+_YEAR_DIGITS = re.compile(r"(?<![\d.,])(?:19|20)\d{2}(?![\d.,]\d|\d)")
+_YEAR_CUES = frozenset({"in", "for", "during", "of", "throughout", "fy"})
 
 
 # What the title + description mention: (periods, domains, domain names). `periods` holds
@@ -1085,7 +1086,7 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
     lowered = text.lower()
     if "-" in lowered:
         lowered = lowered.replace("-", " ")
-    if _COMPARISON_CUE.search(lowered) is not None:
+    if _has_comparison_cue(lowered):
         lowered = _BASELINE.sub(" ", lowered)
     found = _SCANNER.findall(lowered)
     if not found and not needs_years:
@@ -1114,10 +1115,35 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
             number = int(match.group(1) or _QUARTER_WORDS[match.group(2)])
             year = _full_year(match.group(3)) if match.group(3) else None
             periods.append(("quarter", (number, year), match.group(0).strip().upper()))
-    if needs_years:
-        for match in _YEAR_IN_CONTEXT.finditer(lowered):
-            periods.append(("year", int(match.group(1)), match.group(1)))
+    if needs_years and ("19" in lowered or "20" in lowered):
+        periods.extend(_years_in_context(lowered))
     return tuple(periods), frozenset(domains), tuple(domain_names)
+
+
+def _has_comparison_cue(lowered: str) -> bool:
+    # plain substring tests first: a regex over every word costs more than all of these
+    return (
+        "vs" in lowered
+        or "versus" in lowered
+        or "compared" in lowered
+        or "than" in lowered
+        or "since" in lowered
+        or "against" in lowered
+        or "relative" in lowered
+        or " from" in lowered
+    ) and _COMPARISON_CUE.search(lowered) is not None
+
+
+def _years_in_context(lowered: str) -> list[tuple[str, Any, str]]:
+    """Bare years that name a period ("in 2023", "for 2023", "FY2023"), not counts ("2023
+    users"). The digits are found first; only then is the word before them looked at."""
+    years = []
+    for match in _YEAR_DIGITS.finditer(lowered):
+        before = lowered[max(0, match.start() - 12) : match.start()].rstrip()
+        word = before[before.rfind(" ") + 1 :]
+        if word in _YEAR_CUES or before.endswith("fy"):
+            years.append(("year", int(match.group()), match.group()))
+    return years
 
 
 def _full_year(digits: str) -> int:
