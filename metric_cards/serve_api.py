@@ -378,6 +378,15 @@ class AtroposApiMixin:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise ApiUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
+    async def wandb_log(self, wandb_metrics: dict[str, Any] | None = None) -> None:
+        metrics = dict(wandb_metrics or {})
+        if "_serve" in self.__dict__:  # serve only: the delivery counters, cumulative
+            summary = self.serve_summary()
+            metrics["train/groups_sent_to_api"] = float(summary["groups_sent"])
+            metrics["train/api_sends_uncertain"] = float(summary["sends_uncertain"])
+            metrics["train/api_reconnects"] = float(summary["api_reconnects"])
+        await super().wandb_log(metrics)  # type: ignore[misc]
+
     # ----------------------------------------------------------------------- lifecycle
     async def env_manager(self) -> None:
         configure_serve_logging()

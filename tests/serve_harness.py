@@ -9,6 +9,7 @@ import json
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -236,6 +237,41 @@ class Trainer:
     @property
     def groups(self) -> list[dict[str, Any]]:
         return [group for batch in self.batches for group in batch]
+
+
+def wandb_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows an offline wandb run logged (WANDB_MODE=offline writes `run-<id>.wandb`: a
+    LevelDB-style log of wandb's protobuf Records; 32 KiB blocks, 7-byte chunk headers)."""
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", data[:8]
+    block, pos, pending, rows = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if left < 7 or (length == 0 and kind == 0):  # block trailer / padding
+            pos += left
+            continue
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 2):  # FULL, FIRST
+            pending = chunk
+        else:  # MIDDLE, LAST
+            pending += chunk
+        if kind not in (1, 4):
+            continue
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(pending)
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
+    return rows
 
 
 class FaultProxy:

@@ -28,6 +28,7 @@ from serve_harness import (
     free_port,
     serve_args,
     wait_until,
+    wandb_history,
 )
 from transformers import AutoTokenizer
 
@@ -37,6 +38,22 @@ from metric_cards.serve_api import group_key
 pytestmark = pytest.mark.slow
 
 DOCS_YAML = REPO / "docs" / "serve.example.yaml"
+DOCUMENTED_METRICS = {  # docs/serve.md, "What the env logs to wandb"
+    "train/percent_valid_json",
+    "train/mean_score",
+    *(f"train/{layer}_mean" for layer in ("validity", "schema", "semantic", "formatting")),
+    "train/within_group_score_std",
+    "train/groups_without_score_spread",
+    "train/groups_dropped_no_score_spread",
+    "train/failed_requests",
+    "train/completion_tokens_mean",
+    "train/completion_tokens_max",
+    "train/percent_truncated",
+    "train/best_and_worst_rollouts",
+    "train/groups_sent_to_api",
+    "train/api_sends_uncertain",
+    "train/api_reconnects",
+}
 
 
 @pytest.fixture()
@@ -52,8 +69,8 @@ def api(tmp_path: Path) -> Iterator[ApiProcess]:
 def spawn_env(tmp_path: Path) -> Iterator[Any]:
     started: list[EnvProcess] = []
 
-    def spawn(args: list[str], name: str = "env") -> EnvProcess:
-        proc = EnvProcess(args, tmp_path / name, env_subprocess_env(), name)
+    def spawn(args: list[str], name: str = "env", **environ: str) -> EnvProcess:
+        proc = EnvProcess(args, tmp_path / name, {**env_subprocess_env(), **environ}, name)
         started.append(proc)
         return proc
 
@@ -256,7 +273,8 @@ def test_flat_groups_are_dropped_and_counted_and_5xx_sends_are_not_repeated(
         FakeOpenAIServer(identical_every=3) as fake,  # every 3rd group: all scores equal
         FaultProxy(api.port, fail_after_forwarding=2) as proxy,  # queued, then answered 502
     ):
-        env = spawn_env(serve_args(proxy.url, fake.base_url, tiny_tokenizer_dir, total_steps=6))
+        args = serve_args(proxy.url, fake.base_url, tiny_tokenizer_dir, total_steps=6)
+        env = spawn_env(args, WANDB_MODE="offline")  # a local wandb run we can read back
         finish(env, trainer)
 
     summary = env.summary()
@@ -268,6 +286,15 @@ def test_flat_groups_are_dropped_and_counted_and_5xx_sends_are_not_repeated(
     assert f"({dropped} so far)" in log
     for group in trainer.groups:
         check_group(group, 4)  # none of them is flat
+    # ... and the count reaches wandb, next to the metrics docs/serve.md describes
+    history = wandb_history(env.cwd)
+    assert history
+    prefix = "metric_card_generator_0_"  # atroposlib prefixes keys with the env's API name
+    # (a table is stored as <key>/path, <key>/nrows, ...)
+    logged = {"/".join(k.removeprefix(prefix).split("/")[:2]) for row in history for k in row}
+    assert logged >= DOCUMENTED_METRICS, DOCUMENTED_METRICS - logged
+    counts = [row[prefix + "train/groups_dropped_no_score_spread"] for row in history]
+    assert counts == sorted(counts) and 1 <= counts[-1] <= dropped
     # the two groups answered 502 after being queued arrive once, and are not resent
     assert proxy.failed_after_forwarding == 2
     assert summary["sends_uncertain"] == 2
