@@ -318,8 +318,11 @@ class AtroposApiMixin:
             except ApiUnavailableError:
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
+            params = self._generation_params()
             for group in groups:
                 group["env_id"] = getattr(self, "env_id", None)
+                if params and not group.get("generation_params"):
+                    group["generation_params"] = params
             try:
                 status, text = await self._post(path, scored_data)
             except NotReachedError as exc:
@@ -361,6 +364,17 @@ class AtroposApiMixin:
                     min(scores),
                     max(scores),
                 )
+
+    def _generation_params(self) -> dict[str, Any]:
+        """How the completions were sampled, for the trainer: a GRPO trainer divides its logits
+        by the sampling temperature (atroposlib's example trainer assumes 1.0 without this)."""
+        names = {
+            "temperature": "temperature",
+            "top_p": "top_p",
+            "max_completion_tokens": "max_tokens",
+        }
+        values = {key: getattr(self.config, name, None) for name, key in names.items()}
+        return {key: value for key, value in values.items() if value is not None}
 
     async def _post(self, path: str, payload: Any) -> tuple[int, str]:
         body = json.dumps(payload, separators=(",", ":")).encode()

@@ -149,6 +149,13 @@ def test_serve_feeds_the_trainer_through_run_api(
         for group in batch:
             check_group(group, 4)
             assert group["env_id"] == 0
+            # how it was sampled, for the trainer's logprobs (atroposlib's example trainer
+            # divides its logits by this temperature)
+            assert group["generation_params"] == {
+                "temperature": 0.3,
+                "top_p": 1.0,
+                "max_tokens": 384,
+            }
     assert_sent_equals_received(env.sent(), trainer)
     summary = env.summary()
     assert summary["groups_sent"] == len(env.sent()) >= len(trainer.groups)
