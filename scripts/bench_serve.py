@@ -10,9 +10,10 @@ as fast as the API forms them (no training time). Measured:
 * latency from the inference server's answer to the group being queued in the API (the fake
   server's answer time vs the env's "sent group" line, which it logs once the API has accepted
   the POST), and to the trainer receiving it (which includes waiting for a full batch);
-* the env process's CPU time per group.
+* the env process's CPU time per group, in steady state (from /proc, between the trainer's
+  first and last batch) and in total (start-up included).
 
-    python scripts/bench_serve.py [--group-size 8] [--batch-size 64] [--steps 40]
+    python scripts/bench_serve.py [--group-size 8] [--batch-size 64] [--steps 40] [--workers 8]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -70,6 +72,15 @@ def tokenizer_dir() -> tuple[str, Path]:
         return f"tiny local BPE ({type(exc).__name__})", path
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a running process, from /proc (None once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def log_time(stamp: str) -> float:
     """logging's asctime ('2026-01-31 12:00:00,123', local time) as a Unix timestamp."""
     return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
@@ -91,6 +102,9 @@ def main() -> int:
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64, help="the trainer's, in rollouts")
     parser.add_argument("--steps", type=int, default=40, help="trainer steps (env total_steps)")
+    parser.add_argument(
+        "--workers", type=int, default=8, help="--env.max_num_workers_per_node (atroposlib: 8)"
+    )
     args = parser.parse_args()
 
     tokenizer_name, tokenizer_path = tokenizer_dir()
@@ -108,9 +122,22 @@ def main() -> int:
                 tokenizer_path,
                 group_size=args.group_size,
                 total_steps=args.steps,
+                extra=["--env.max_num_workers_per_node", str(args.workers)],
             )
             env = EnvProcess(cli, workdir / "env", env_subprocess_env())
-            trainer.poll_until(lambda: not env.running(), 600, "the env to finish")
+            samples: list[tuple[int, float]] = []  # (groups received, env CPU seconds)
+
+            def poll_and_sample() -> None:
+                assert env is not None
+                if trainer.poll():
+                    cpu = cpu_seconds(env.proc.pid)
+                    if cpu is not None:
+                        samples.append((len(trainer.groups), cpu))
+
+            deadline = time.monotonic() + 600
+            while env.running() and time.monotonic() < deadline:
+                poll_and_sample()
+                time.sleep(0.01)
             while trainer.poll():
                 pass
             env.wait(10)
@@ -138,13 +165,18 @@ def main() -> int:
         to_queue.append(sent[key] - answered)
         to_trainer.append(received - answered)
     cpu_s = env_cpu.ru_utime + env_cpu.ru_stime
+    steady = "n/a"
+    if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
+        (g0, c0), (g1, c1) = samples[0], samples[-1]
+        steady = f"{1000 * (c1 - c0) / (g1 - g0):.1f} ms per group"
 
     print(f"machine:    {machine()}; load average {os.getloadavg()[0]:.2f}")
     print(f"tokenizer:  {tokenizer_name}")
     print(
         f"setup:      group_size {args.group_size}, trainer batch_size {args.batch_size} "
         f"rollouts, {args.steps} steps, fake inference server (instant answers), run-api, "
-        "env defaults otherwise (max_num_workers_per_node 8, max_batches_offpolicy 3)"
+        f"max_num_workers_per_node {args.workers}, env defaults otherwise "
+        "(max_batches_offpolicy 3)"
     )
     print(f"groups:     {len(sent)} sent, {len(trainer.groups)} received by the trainer")
     print(
@@ -154,8 +186,8 @@ def main() -> int:
     print(f"latency, inference answer -> queued in the API: {percentiles(to_queue)}")
     print(f"latency, inference answer -> trainer's batch:   {percentiles(to_trainer)}")
     print(
-        f"env CPU:    {cpu_s:.1f} s in total (start-up included), "
-        f"{1000 * cpu_s / len(sent):.0f} ms per group"
+        f"env CPU:    {steady} in steady state; {cpu_s:.1f} s in total with start-up "
+        f"({1000 * cpu_s / len(sent):.0f} ms per group)"
     )
     print(f"logs:       {workdir}")
     return 0
