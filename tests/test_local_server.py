@@ -118,6 +118,30 @@ def test_chat_completion_returns_text():
 
 
 @pytest.mark.slow
+def test_concurrent_requests_are_served_and_sampled_independently():
+    """Atropos sends a group's K requests at once: the server queues them (it is one model) and
+    each gets its own random seed, or a group would hold K copies and no learning signal."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import openai
+
+    server = shared_server()
+    client = openai.OpenAI(base_url=server.base_url, api_key="x", timeout=120)
+    messages = [{"role": "user", "content": "Write a short poem about dashboards."}]
+
+    def one(_: int) -> str:
+        reply = client.chat.completions.create(
+            model=server.model_name, messages=messages, max_tokens=24, temperature=1.0
+        )
+        return reply.choices[0].message.content
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(one, range(4)))
+    assert all(texts)
+    assert len(set(texts)) > 1
+
+
+@pytest.mark.slow
 def test_models_endpoint_names_the_alias():
     import json
     import urllib.request
@@ -150,18 +174,19 @@ def test_server_is_gone_after_the_block(tmp_path):
 @pytest.mark.parametrize("error", [ValueError("boom"), KeyboardInterrupt()])
 def test_server_is_gone_after_an_exception_in_the_block(error):
     require_embedded_model()
-    pid = None
+    pid = log_dir = None
     with pytest.raises(type(error)), EmbeddedServer(handle_sigterm=False) as server:
-        pid = server.pid
+        pid, log_dir = server.pid, server.log_path.parent
         raise error
     assert pid is not None
     assert not pid_alive(pid)
+    assert not log_dir.exists()  # a temporary log of a healthy server is removed
 
 
 @pytest.mark.slow
-def test_a_crashed_server_is_reported_with_its_log():
+def test_a_crashed_server_is_reported_with_its_log(tmp_path):
     require_embedded_model()
-    server = EmbeddedServer(handle_sigterm=False)
+    server = EmbeddedServer(log_dir=tmp_path, handle_sigterm=False)  # a crash keeps its log
     expected = "killed by signal 9 while serving"
     with pytest.raises(EmbeddedServerError, match=expected) as info, server:
         os.kill(server.pid, signal.SIGKILL)
@@ -169,6 +194,7 @@ def test_a_crashed_server_is_reported_with_its_log():
         with pytest.raises(EmbeddedServerError, match="killed by signal 9"):
             server.check_alive()
     assert "Uvicorn running on" in str(info.value)  # the log tail is part of the message
+    assert str(server.log_path) in str(info.value) and server.log_path.is_file()
     assert server.process is None
 
 
@@ -177,7 +203,7 @@ def _owner_script(tmp_path: Path) -> Path:
     script.write_text(
         "import sys, time\n"
         "from metric_cards.local_server import embedded_server\n"
-        "with embedded_server() as s:\n"
+        f"with embedded_server(log_dir={str(tmp_path)!r}) as s:\n"
         "    print(s.pid, flush=True)\n"
         "    time.sleep(120)\n"
     )
