@@ -36,10 +36,38 @@ class Extraction:
 
 NOTHING = Extraction(value=None, text=None, method="none", prose_chars=0, repaired=False)
 
+# A frozen dataclass's generated __init__ costs ~0.6 µs (object.__setattr__ per field); the slot
+# descriptors set the same fields in half that. Used on the hot path: one per completion.
+_new_object = object.__new__
+_SET_FIELDS = tuple(
+    getattr(Extraction, name).__set__
+    for name in ("value", "text", "method", "prose_chars", "repaired")
+)
+
+
+def _extraction(
+    value: Any, text: str | None, method: str, prose: int, repaired: bool
+) -> Extraction:
+    """Extraction(value, text, method, prose, repaired), built without the generated __init__."""
+    found = _new_object(Extraction)
+    set_value, set_text, set_method, set_prose, set_repaired = _SET_FIELDS
+    set_value(found, value)
+    set_text(found, text)
+    set_method(found, method)
+    set_prose(found, prose)
+    set_repaired(found, repaired)
+    return found
+
+
 _loads = json.loads
-_decoder = json.JSONDecoder()
+_decoder = json.JSONDecoder()  # the same settings as the one json.loads uses
+# json.loads = BOM check + whitespace regexes + this scanner. For text that starts with "{"/"[" and
+# ends with "}"/"]" the extras are no-ops, so the bare case calls the scanner directly: the value
+# must end exactly at the last character (anything after it would be json.loads' "Extra data").
+_scan_once = _decoder.scan_once
 # json raises RecursionError, not ValueError, on very deeply nested input ("[[[[...").
 _PARSE_ERRORS = (ValueError, RecursionError)
+_SCAN_ERRORS = (StopIteration, *_PARSE_ERRORS)  # StopIteration: no JSON value at all
 
 # A whole answer that is one fenced block: ```json\n...\n``` (any or no language tag).
 _ONLY_FENCE = re.compile(r"```[\w+.-]*[^\S\n]*\n?(.*?)\n?[^\S\n]*```", re.DOTALL)
@@ -70,10 +98,8 @@ def _whole(text: str) -> tuple[Any, str, str] | None:
         return None
     first, last = text[0], text[-1]
     if (first == "{" and last == "}") or (first == "[" and last == "]"):
-        try:
-            return _loads(text), text, "bare"
-        except _PARSE_ERRORS:
-            return None
+        value = _bare_value(text)
+        return None if value is _NO_VALUE else (value, text, "bare")
     if first == "`" and text.startswith("```") and text.endswith("```") and len(text) > 6:
         match = _ONLY_FENCE.fullmatch(text)
         if match is not None:
@@ -91,10 +117,28 @@ def extract_json(text: str) -> Extraction:
     if not isinstance(text, str):
         return NOTHING
     stripped = text.strip()
+    if stripped[:1] == "{" and stripped[-1:] == "}":  # the common case, a bare object
+        value = _bare_value(stripped)
+        if value is not _NO_VALUE:
+            return _extraction(value, stripped, "bare", 0, False)
+        return _extract_slow(text)
     found = _whole(stripped)
     if found is not None:
-        return Extraction(found[0], found[1], found[2], 0, False)
+        return _extraction(found[0], found[1], found[2], 0, False)
     return _extract_slow(text)
+
+
+_NO_VALUE = object()
+
+
+def _bare_value(text: str) -> Any:
+    """json.loads(text) for text that starts with "{"/"[" and ends with "}"/"]"; _NO_VALUE if it
+    is not valid JSON."""
+    try:
+        value, end = _scan_once(text, 0)
+    except _SCAN_ERRORS:
+        return _NO_VALUE
+    return value if end == len(text) else _NO_VALUE
 
 
 def _visible_answer(text: str) -> tuple[str, bool] | None:
