@@ -259,6 +259,7 @@ _SUFFIXES = ("-icon", "-outlined", "-outline", "-rounded", "-sharp", "-filled", 
 
 # CamelCase / PascalCase word boundaries ("DollarSign", "BarChart3", "alertTriangle").
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])")
+_CAMEL_HINT = re.compile(r"[A-Z0-9]")
 _SEPARATORS = re.compile(r"[\s_./:]+|-{2,}")
 _ICON_CHARS = re.compile(r"[^a-z0-9-]")
 
@@ -285,7 +286,9 @@ def _legacy_renames() -> dict[str, str]:
 
 def _normalise(name: str) -> str:
     """'Dollar Sign', 'dollar_sign', 'DollarSign', 'fa-dollar-sign' all become 'dollar-sign'."""
-    text = _CAMEL.sub("-", name.strip())
+    text = name.strip()
+    if _CAMEL_HINT.search(text) is not None:  # _CAMEL needs a capital or a digit
+        text = _CAMEL.sub("-", text)
     text = _SEPARATORS.sub("-", text.lower())
     return _ICON_CHARS.sub("", text).strip("-")
 
@@ -294,11 +297,15 @@ def _strip_affixes(name: str) -> list[str]:
     """The name without a common icon-library prefix and/or style suffix, most specific first."""
     stems = [name]
     for _ in range(2):  # "fas fa-users" carries two prefixes
+        if not stems[-1].startswith(_PREFIXES):  # one C call rules out all of them (the usual)
+            break
         for prefix in _PREFIXES:
             if stems[-1].startswith(prefix) and len(stems[-1]) > len(prefix):
                 stems.append(stems[-1][len(prefix) :])
                 break
     for stem in list(stems):
+        if not stem.endswith(_SUFFIXES):
+            continue
         for suffix in _SUFFIXES:
             if stem.endswith(suffix) and len(stem) > len(suffix):
                 stems.append(stem[: -len(suffix)])
