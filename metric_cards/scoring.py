@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, model_validator
@@ -1207,9 +1208,16 @@ _QUARTER = re.compile(
     r"\b(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th) quarter)\b"
     r"(?:\s*(?:of\s+|,\s*)?(?:fy\s*)?'?(\d{4}|\d{2})\b)?"
 )
+# No phrase has a quarter's first word after its own first word ("q3", "first"), so no scanner
+# match can hide the start of a quarter: _scan_text_uncached relies on this.
+_QUARTER_FIRST_WORDS = {f"q{quarter}" for quarter in range(1, 5)} | set(_QUARTER_WORDS)
+assert not any(set(phrase.split()[1:]) & _QUARTER_FIRST_WORDS for phrase in _PHRASES)
 # "19"/"20" first (the look-behind after it) so the regex engine can skip to those digits.
 _YEAR_DIGITS = re.compile(r"(?:19|20)(?<![\d.,](?:19|20))\d{2}(?![\d.,]\d|\d)")
 _YEAR_CUES = frozenset({"in", "for", "during", "of", "throughout", "fy"})
+_YEAR_CUE_ENDINGS = tuple(_YEAR_CUES)  # the text before a year must end with one of these
+# What _years_in_context needs to find anything: a cue, then only whitespace, then a year.
+_YEAR_HINT = re.compile(r"(?:in|for|during|of|throughout|fy)\s*(?:19|20)\d\d")
 
 
 def _context(title: Any, description: Any, request: Request, problems: list[str]) -> float:
@@ -1246,7 +1254,7 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
     periods: list[tuple[str, Any, str]] = []
     domains: set[str] = set()
     domain_names: list[tuple[str, str]] = []
-    quarters_seen = False
+    quarters: list[str] = []
     for phrase in _SCANNER.findall(lowered):  # findall: no match objects, 40% cheaper
         kind, payload = _PHRASES[phrase]
         if kind == "domain":
@@ -1259,15 +1267,18 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
             if phrase.capitalize() in text or phrase.upper() in text:
                 periods.append((kind, payload, phrase.capitalize()))
         elif kind == "quarter":
-            quarters_seen = True
+            quarters.append(phrase)
         else:
             periods.append((kind, payload, phrase))
-    if quarters_seen:  # read whole ("Q3 of FY 2023"), after the other mentions
-        for match in _QUARTER.finditer(lowered):
+    if quarters:  # read whole ("Q3 of FY 2023"), after the other mentions
+        # No phrase contains a quarter (checked below _QUARTER), so _QUARTER matches exactly where
+        # the scanner found one: start at the first, stop after the last.
+        found = _QUARTER.finditer(lowered, lowered.find(quarters[0]))
+        for match in islice(found, len(quarters)):
             number = int(match.group(1) or _QUARTER_WORDS[match.group(2)])
             year = _full_year(match.group(3)) if match.group(3) else None
             periods.append(("quarter", (number, year), match.group(0).strip().upper()))
-    if needs_years and ("19" in lowered or "20" in lowered):
+    if needs_years and ("19" in lowered or "20" in lowered) and _YEAR_HINT.search(lowered):
         periods.extend(_years_in_context(lowered))
     return periods, domains, domain_names
 
@@ -1291,7 +1302,10 @@ def _years_in_context(lowered: str) -> list[tuple[str, Any, str]]:
     users"). The digits are found first; only then is the word before them looked at."""
     years = []
     for match in _YEAR_DIGITS.finditer(lowered):
-        before = lowered[max(0, match.start() - 12) : match.start()].rstrip()
+        start = match.start()
+        before = lowered[max(0, start - 12) : start].rstrip()
+        if not before.endswith(_YEAR_CUE_ENDINGS):  # the usual case: "q3 2023", "2023 users"
+            continue
         word = before[before.rfind(" ") + 1 :]
         if word in _YEAR_CUES or before.endswith("fy"):
             years.append(("year", int(match.group()), match.group()))
