@@ -260,6 +260,9 @@ _SUFFIXES = ("-icon", "-outlined", "-outline", "-rounded", "-sharp", "-filled", 
 # CamelCase / PascalCase word boundaries ("DollarSign", "BarChart3", "alertTriangle").
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])")
 _CAMEL_HINT = re.compile(r"[A-Z0-9]")
+# Lower-case words joined by single dashes: nothing for _normalise to change (no capitals or
+# digits for _CAMEL, no separators, nothing to drop or strip).
+_PLAIN_NAME = re.compile(r"[a-z]+(?:-[a-z]+)*")
 _SEPARATORS = re.compile(r"[\s_./:]+|-{2,}")
 _ICON_CHARS = re.compile(r"[^a-z0-9-]")
 
@@ -286,6 +289,8 @@ def _legacy_renames() -> dict[str, str]:
 
 def _normalise(name: str) -> str:
     """'Dollar Sign', 'dollar_sign', 'DollarSign', 'fa-dollar-sign' all become 'dollar-sign'."""
+    if _PLAIN_NAME.fullmatch(name) is not None:  # "trend-up": already normalised (the usual)
+        return name
     text = name.strip()
     if _CAMEL_HINT.search(text) is not None:  # _CAMEL needs a capital or a digit
         text = _CAMEL.sub("-", text)

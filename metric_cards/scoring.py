@@ -782,17 +782,8 @@ def _value_facts(value: str) -> _ValueFacts:
     unit_words_only = _UNIT_WORDS.issuperset(words)
     match = _NUMBER.search(low)
     if match is None:
-        return _ValueFacts(
-            False,
-            None,
-            currency,
-            percent,
-            False,
-            False,
-            None,
-            "times" in words,
-            not unit_words_only,
-        )
+        no_number = (False, None, currency, percent, False, False, None, "times" in words)
+        return _new_facts(_ValueFacts, (*no_number, not unit_words_only))
     start, end = match.span()
     integer, fraction = match.groups()
     integer = integer.rstrip(",")
@@ -814,24 +805,17 @@ def _value_facts(value: str) -> _ValueFacts:
     ratio_mark = "times" in words or (
         ("x" in low or "×" in low or has_colon) and _RATIO.search(low) is not None
     )
-    return _ValueFacts(
-        True,
-        number,
-        currency,
-        percent,
-        ungrouped,
-        duration,
-        (
-            (float(fraction_match.group(1)), float(fraction_match.group(2)))
-            if fraction_match
-            else None
-        ),
-        ratio_mark,
-        not unit_words_only,
+    out_of = (
+        (float(fraction_match.group(1)), float(fraction_match.group(2))) if fraction_match else None
     )
+    facts = (True, number, currency, percent, ungrouped, duration, out_of, ratio_mark)
+    return _new_facts(_ValueFacts, (*facts, not unit_words_only))
 
 
 _NO_WORDS: frozenset[str] = frozenset()
+# _ValueFacts(*fields) runs the NamedTuple's Python-level __new__; tuple.__new__ builds the same
+# object directly.
+_new_facts = tuple.__new__
 
 
 def value_format_check(value: Any, profile: _MetricProfile, problems: list[str]) -> float:
