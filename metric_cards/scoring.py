@@ -1174,7 +1174,13 @@ def _trie_pattern(words: list[str]) -> str:
 
 
 _PHRASES = _phrase_table()
-_SCANNER = re.compile(r"\b(?:" + _trie_pattern(sorted(_PHRASES)) + r")\b")
+# Every comparison cue (_COMPARISON_CUE below) contains one of these words. The scanner reports
+# them too, so only a text that has one pays for the cue regex; no phrase contains one, so adding
+# them changes none of the other matches.
+_CUE_WORDS = frozenset({"vs", "versus", "compared", "than", "since", "against", "relative", "from"})
+assert not any(_CUE_WORDS.intersection(phrase.split()) for phrase in _PHRASES)
+_SCANNED = {**_PHRASES, **dict.fromkeys(_CUE_WORDS, ("cue", None))}
+_SCANNER = re.compile(r"\b(?:" + _trie_pattern(sorted(_SCANNED)) + r")\b")
 # A period named as the baseline of a comparison ("up 5% vs last month", "down from Q2 2023")
 # is not the period the card reports on: such mentions are blanked out before the scan.
 _PERIOD_PHRASES = sorted(phrase for phrase, (kind, _) in _PHRASES.items() if kind != "domain")
@@ -1233,14 +1239,17 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
     lowered = text.lower()
     if "-" in lowered:
         lowered = lowered.replace("-", " ")
-    if _has_comparison_cue(lowered):
-        lowered = _BASELINE.sub(" ", lowered)
+    found = _SCANNER.findall(lowered)  # findall: no match objects, 40% cheaper than finditer
+    if not _CUE_WORDS.isdisjoint(found) and _COMPARISON_CUE.search(lowered) is not None:
+        lowered, blanked = _BASELINE.subn(" ", lowered)
+        if blanked:
+            found = _SCANNER.findall(lowered)
     periods: list[tuple[str, Any, str]] = []
     domains: set[str] = set()
     domain_names: list[tuple[str, str]] = []
     quarters: list[str] = []
-    for phrase in _SCANNER.findall(lowered):  # findall: no match objects, 40% cheaper
-        kind, payload = _PHRASES[phrase]
+    for phrase in found:
+        kind, payload = _SCANNED[phrase]
         if kind == "domain":
             domains.add(payload)
             named = _DOMAIN_NAMES.get(phrase)
@@ -1252,8 +1261,9 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
                 periods.append((kind, payload, phrase.capitalize()))
         elif kind == "quarter":
             quarters.append(phrase)
-        else:
+        elif kind == "relative":
             periods.append((kind, payload, phrase))
+        # kind "cue": a comparison word, dealt with above
     if quarters:  # read whole ("Q3 of FY 2023"), after the other mentions
         # No phrase contains a quarter (checked below _QUARTER), so _QUARTER matches exactly where
         # the scanner found one: start at the first, stop after the last.
@@ -1265,20 +1275,6 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
     if needs_years and ("19" in lowered or "20" in lowered) and _YEAR_HINT.search(lowered):
         periods.extend(_years_in_context(lowered))
     return periods, domains, domain_names
-
-
-def _has_comparison_cue(lowered: str) -> bool:
-    # plain substring tests first: a regex over every word costs more than all of these
-    return (
-        "vs" in lowered
-        or "versus" in lowered
-        or "compared" in lowered
-        or "than" in lowered
-        or "since" in lowered
-        or "against" in lowered
-        or "relative" in lowered
-        or " from" in lowered
-    ) and _COMPARISON_CUE.search(lowered) is not None
 
 
 def _years_in_context(lowered: str) -> list[tuple[str, Any, str]]:
