@@ -245,7 +245,7 @@ class AtroposApiMixin:
         try:
             status = await self._fetch_status()
         except ApiUnavailableError as exc:
-            status = await self._recover(str(exc))
+            status = await self._recover(exc)
         state["last_step"] = int(status["current_step"])
         self.status_dict = status
         max_num_workers = self.config.max_num_workers
@@ -256,18 +256,28 @@ class AtroposApiMixin:
         self.max_num_workers = max_num_workers
         await self.server.update_weight(status["env_weight"])  # type: ignore[attr-defined]
 
-    async def _recover(self, reason: str) -> dict[str, Any]:
+    async def _recover(self, error: ApiUnavailableError) -> dict[str, Any]:
         """Wait for the API to come back; re-register if it restarted (run-api keeps its state
-        in memory, so a restarted API knows neither the trainer nor this env)."""
+        in memory, so a restarted API knows neither the trainer nor this env).
+
+        It restarted if its port refused connections (nothing was listening), if it came back
+        without a trainer, if it does not know our env_id, or if its step went backwards;
+        otherwise (a timeout, a dropped connection) it is the same API after a blip, and
+        registering again would leave a stale twin of this env in its weights."""
         state = self._serve_state()
         state["ready"].clear()  # deliveries hold their groups until we are registered again
         state["reconnects"] += 1
-        log.warning("lost the Atropos API at %s (%s); waiting for it", self._api_url, reason)
-        restarted = False
+        log.warning("lost the Atropos API at %s (%s); waiting for it", self._api_url, error)
+        restarted = isinstance(error, NotReachedError)
 
         async def attempt() -> dict[str, Any] | None:
             nonlocal restarted
-            if not await self._trainer_registered():
+            try:
+                registered = await self._trainer_registered()
+            except NotReachedError:
+                restarted = True
+                raise
+            if not registered:
                 restarted = True  # up again, but no trainer: a new instance
                 raise ApiUnavailableError("the API is up but no trainer has registered with it yet")
             if not restarted:
@@ -407,7 +417,10 @@ class AtroposApiMixin:
         try:
             await super().env_manager()  # type: ignore[misc]
         finally:
-            await self._drain_deliveries()
+            if self._serve_state()["ready"].is_set():
+                await self._drain_deliveries()
+            else:  # ended while the API was away (api_wait_timeout): nothing can be delivered
+                self._cancel_deliveries()
             summary = self.serve_summary()
             summary["groups_dropped_no_score_spread"] = int(getattr(self, "dropped_no_spread", 0))
             summary["failed_requests"] = int(getattr(self, "failed_requests", 0))
@@ -415,9 +428,12 @@ class AtroposApiMixin:
 
     async def _drain_deliveries(self) -> None:
         pending = set(self._serve_state()["deliveries"])
-        if not pending:
-            return
-        done, still = await asyncio.wait(pending, timeout=DRAIN_TIMEOUT)
+        if pending:
+            await asyncio.wait(pending, timeout=DRAIN_TIMEOUT)
+        self._cancel_deliveries()
+
+    def _cancel_deliveries(self) -> None:
+        still = [t for t in self._serve_state()["deliveries"] if not t.done()]
         for task in still:
             task.cancel()
         if still:

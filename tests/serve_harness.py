@@ -276,11 +276,15 @@ def wandb_history(run_dir: Path) -> list[dict[str, Any]]:
 
 class FaultProxy:
     """HTTP proxy in front of run-api. `fail_after_forwarding` POSTs to /scored_data* are passed
-    to the API (which queues them) and then answered 502 to the env: the at-most-once case."""
+    to the API (which queues them) and then answered 502 to the env: the at-most-once case.
+    While `unavailable` is set, every request is answered 503 without reaching the API: a blip
+    of the same API (it keeps its state), unlike a restart."""
 
     def __init__(self, upstream_port: int, fail_after_forwarding: int = 0) -> None:
         self.upstream_port = upstream_port
         self.fail_after_forwarding = fail_after_forwarding
+        self.unavailable = False
+        self.unavailable_scored_posts = 0  # groups answered 503 without reaching the API
         self.failed_after_forwarding = 0
         self.scored_posts = 0
         self._lock = threading.Lock()
@@ -310,6 +314,12 @@ class FaultProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length) if length else None
+                if proxy.unavailable:
+                    if self.command == "POST" and self.path.startswith("/scored_data"):
+                        with proxy._lock:
+                            proxy.unavailable_scored_posts += 1
+                    self._reply(503, b'{"error":"injected: unavailable"}', "application/json")
+                    return
                 headers = {
                     k: v
                     for k, v in self.headers.items()
@@ -332,6 +342,9 @@ class FaultProxy:
                         if inject and status == 200:
                             proxy.failed_after_forwarding += 1
                             status, payload = 502, json.dumps({"error": "injected"}).encode()
+                self._reply(status, payload, content_type)
+
+            def _reply(self, status: int, payload: bytes, content_type: str) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))

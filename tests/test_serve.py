@@ -83,7 +83,11 @@ def spawn_env(tmp_path: Path) -> Iterator[Any]:
 
 def finish(env: EnvProcess, trainer: Trainer, timeout: float = 90) -> None:
     """Keep training until the env has reached total_steps and exited, then take what is left."""
-    trainer.poll_until(lambda: not env.running(), timeout, "the env to reach total_steps")
+    try:
+        trainer.poll_until(lambda: not env.running(), timeout, "the env to reach total_steps")
+    except AssertionError as exc:
+        tail = env.log()[-6000:]
+        raise AssertionError(f"{exc}; {len(trainer.batches)} batches; env log:\n{tail}") from None
     while trainer.poll():
         pass
     assert env.wait(5) == 0, env.log()[-4000:]
@@ -270,7 +274,7 @@ def test_serve_keeps_going_through_inference_errors_and_timeouts(
     assert env.log().count("dropping prompt") == summary["failed_requests"]
 
 
-def test_flat_groups_are_dropped_and_counted_and_5xx_sends_are_not_repeated(
+def test_flat_groups_counted_5xx_sends_not_repeated_and_a_blip_needs_no_new_registration(
     tmp_path, api, tiny_tokenizer_dir, spawn_env
 ):
     api.start()
@@ -282,6 +286,11 @@ def test_flat_groups_are_dropped_and_counted_and_5xx_sends_are_not_repeated(
     ):
         args = serve_args(proxy.url, fake.base_url, tiny_tokenizer_dir, total_steps=6)
         env = spawn_env(args, WANDB_MODE="offline")  # a local wandb run we can read back
+        trainer.poll_until(lambda: len(trainer.batches) >= 1, 60, "a first batch")
+        proxy.unavailable = True  # the same API answers 503 for a while, then is back
+        wait_until(lambda: "lost the Atropos API" in env.log(), 30, "the env to notice")
+        time.sleep(1.5)
+        proxy.unavailable = False
         finish(env, trainer)
 
     summary = env.summary()
@@ -302,15 +311,21 @@ def test_flat_groups_are_dropped_and_counted_and_5xx_sends_are_not_repeated(
     assert logged >= DOCUMENTED_METRICS, DOCUMENTED_METRICS - logged
     counts = [row[prefix + "train/groups_dropped_no_score_spread"] for row in history]
     assert counts == sorted(counts) and 1 <= counts[-1] <= dropped
-    # the two groups answered 502 after being queued arrive once, and are not resent
+    # the two groups answered 502 after being queued arrive once, and are not resent; nor are
+    # groups POSTed during the blip (503: the env cannot tell whether the API queued them)
     assert proxy.failed_after_forwarding == 2
-    assert summary["sends_uncertain"] == 2
-    assert log.count("not resending") == 2
+    uncertain = 2 + proxy.unavailable_scored_posts
+    assert summary["sends_uncertain"] == uncertain
+    assert log.count("not resending") == uncertain
     received = [group_key(g) for g in trainer.groups]
     assert len(set(received)) == len(received), "a group arrived twice"
     sent = [key for _, key in env.sent()]
     assert set(sent) <= set(received)
     assert len(received) == len(sent) + 2 == summary["groups_sent"] + 2
+    # the blip: waited, resumed under the same registration (no stale twin in the API)
+    assert "HTTP 503" in log and "resuming as env 0" in log
+    assert "registering this env again" not in log
+    assert summary["api_reconnects"] >= 1 and summary["registrations"] == 1
     assert proxy.scored_posts == summary["groups_sent"] + 2  # one POST per group, no retries
 
 
@@ -441,3 +456,26 @@ def test_serve_gives_up_after_api_wait_timeout(tmp_path, fake_server, tiny_token
     assert f"127.0.0.1:{port}" in proc.stderr and "--env.api_wait_timeout" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 40
+
+
+def test_serve_gives_up_when_the_api_stays_away_mid_run(
+    tmp_path, api, fake_server, tiny_tokenizer_dir, spawn_env
+):
+    api.start()
+    trainer = Trainer(api.url, batch_size=4)
+    assert trainer.register()
+    extra = ["--env.api_wait_timeout", "3"]
+    env = spawn_env(
+        serve_args(api.url, fake_server.base_url, tiny_tokenizer_dir, total_steps=50, extra=extra)
+    )
+    trainer.poll_until(lambda: len(trainer.batches) >= 2, 60, "batches")
+    api.kill()
+    killed = time.monotonic()
+    assert env.wait(30) == 1
+    waited = time.monotonic() - killed
+    log = env.log()
+    assert "lost the Atropos API" in log
+    assert "error: gave up waiting for the Atropos API" in log and "to come back" in log
+    assert "Traceback" not in log
+    assert 3 <= waited < 15  # waited api_wait_timeout, then did not hang on held groups
+    assert "serve finished:" in log  # the summary still comes out
