@@ -381,35 +381,39 @@ def schema_layer(card: Any) -> tuple[float, list[str]]:
 
 
 def _is_valid_card(card: dict) -> bool:
-    """Fast path for the common case, a card that is entirely right (plain JSON types only)."""
+    """Fast path for the common case, a card that is entirely right (plain JSON types only):
+    one pass over the props."""
     props = card.get("props")
-    if card.get("componentType") != "metricCard" or len(card) != 2 or props.__class__ is not dict:
+    if props.__class__ is not dict or len(card) != 2 or card.get("componentType") != "metricCard":
         return False
-    if not props.keys() <= _PROPS_KEYS:
+    if "title" not in props or "value" not in props:
         return False
-    title, value = props.get("title"), props.get("value")
-    if title.__class__ is not str or not 0 < len(title) <= TITLE_MAX_LENGTH:
-        return False
-    if value.__class__ is not str or not 0 < len(value) <= VALUE_MAX_LENGTH:
-        return False
-    trend = props.get("trend", _MISSING)
-    if trend is not _MISSING:
-        if trend.__class__ is not dict or trend.keys() != _TREND_KEYS:
-            return False
-        change = trend["value"]
-        if change.__class__ is not float and change.__class__ is not int:
-            return False
-        if trend["isPositive"].__class__ is not bool:
-            return False
-    for key, max_length, min_length in _OPTIONAL_STRINGS:
-        text = props.get(key, _MISSING)
-        if text is not _MISSING and (
-            text.__class__ is not str or not min_length <= len(text) <= max_length
-        ):
-            return False
+    for key, item in props.items():
+        lengths = _STRING_LENGTHS.get(key)
+        if lengths is not None:
+            if item.__class__ is not str or not lengths[0] <= len(item) <= lengths[1]:
+                return False
+        elif key != "trend" or not _is_valid_trend(item):
+            return False  # an unknown key, or a trend that is not {value: number, isPositive}
     return True
 
 
+def _is_valid_trend(trend: Any) -> bool:
+    if trend.__class__ is not dict or trend.keys() != _TREND_KEYS:
+        return False
+    change = trend["value"]
+    number = change.__class__ is float or change.__class__ is int  # bool is neither
+    return number and trend["isPositive"].__class__ is bool
+
+
+# Shortest and longest length of each string prop ("trend" is the one prop that is not a string).
+_STRING_LENGTHS = {
+    "title": (1, TITLE_MAX_LENGTH),
+    "value": (1, VALUE_MAX_LENGTH),
+    "description": (0, DESCRIPTION_MAX_LENGTH),
+    "icon": (1, ICON_MAX_LENGTH),
+    "className": (0, CLASS_NAME_MAX_LENGTH),
+}
 _MISSING = object()
 
 
@@ -1180,6 +1184,11 @@ _PHRASES = _phrase_table()
 _CUE_WORDS = frozenset({"vs", "versus", "compared", "than", "since", "against", "relative", "from"})
 assert not any(_CUE_WORDS.intersection(phrase.split()) for phrase in _PHRASES)
 _SCANNED = {**_PHRASES, **dict.fromkeys(_CUE_WORDS, ("cue", None))}
+_MONTH_FORMS = {
+    phrase: (phrase.capitalize(), phrase.upper())
+    for phrase, (kind, _) in _PHRASES.items()
+    if kind == "month"
+}
 _SCANNER = re.compile(r"\b(?:" + _trie_pattern(sorted(_SCANNED)) + r")\b")
 # A period named as the baseline of a comparison ("up 5% vs last month", "down from Q2 2023")
 # is not the period the card reports on: such mentions are blanked out before the scan.
@@ -1257,8 +1266,9 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
                 domain_names.append((named, phrase))
         elif kind == "month":
             # "may" and "march" are also words: month names count when capitalised
-            if phrase.capitalize() in text or phrase.upper() in text:
-                periods.append((kind, payload, phrase.capitalize()))
+            capitalised, upper = _MONTH_FORMS[phrase]
+            if capitalised in text or upper in text:
+                periods.append((kind, payload, capitalised))
         elif kind == "quarter":
             quarters.append(phrase)
         elif kind == "relative":
