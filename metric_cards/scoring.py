@@ -36,7 +36,7 @@ import math
 import re
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
 from typing import Any, NamedTuple
@@ -381,20 +381,32 @@ def schema_layer(card: Any) -> tuple[float, list[str]]:
 
 
 def _is_valid_card(card: dict) -> bool:
-    """Fast path for the common case, a card that is entirely right (plain JSON types only):
-    one pass over the props."""
+    """Fast path for the common case, a card that is entirely right (plain JSON types only)."""
     props = card.get("props")
     if props.__class__ is not dict or len(card) != 2 or card.get("componentType") != "metricCard":
         return False
-    if "title" not in props or "value" not in props:
+    if not props.keys() <= _PROPS_KEYS:
         return False
-    for key, item in props.items():
-        lengths = _STRING_LENGTHS.get(key)
-        if lengths is not None:
-            if item.__class__ is not str or not lengths[0] <= len(item) <= lengths[1]:
-                return False
-        elif key != "trend" or not _is_valid_trend(item):
-            return False  # an unknown key, or a trend that is not {value: number, isPositive}
+    title, value = props.get("title"), props.get("value")
+    if title.__class__ is not str or not 0 < len(title) <= TITLE_MAX_LENGTH:
+        return False
+    if value.__class__ is not str or not 0 < len(value) <= VALUE_MAX_LENGTH:
+        return False
+    if "trend" in props and not _is_valid_trend(props["trend"]):
+        return False
+    # the optional strings, written out: a loop over them costs more than the checks
+    if "description" in props:
+        text = props["description"]
+        if text.__class__ is not str or len(text) > DESCRIPTION_MAX_LENGTH:
+            return False
+    if "icon" in props:
+        text = props["icon"]
+        if text.__class__ is not str or not 0 < len(text) <= ICON_MAX_LENGTH:
+            return False
+    if "className" in props:
+        text = props["className"]
+        if text.__class__ is not str or len(text) > CLASS_NAME_MAX_LENGTH:
+            return False
     return True
 
 
@@ -404,17 +416,6 @@ def _is_valid_trend(trend: Any) -> bool:
     change = trend["value"]
     number = change.__class__ is float or change.__class__ is int  # bool is neither
     return number and trend["isPositive"].__class__ is bool
-
-
-# Shortest and longest length of each string prop ("trend" is the one prop that is not a string).
-_STRING_LENGTHS = {
-    "title": (1, TITLE_MAX_LENGTH),
-    "value": (1, VALUE_MAX_LENGTH),
-    "description": (0, DESCRIPTION_MAX_LENGTH),
-    "icon": (1, ICON_MAX_LENGTH),
-    "className": (0, CLASS_NAME_MAX_LENGTH),
-}
-_MISSING = object()
 
 
 def _required_string(props: dict, key: str, max_length: int, problems: list[str]) -> float:
@@ -538,7 +539,7 @@ def _semantic(
     if request is None or request.metric not in METRICS_BY_NAME:
         return _generic_semantic(title, value, trend, icon, description, config, [])
     metric = request.metric
-    profile = _metric_profile(metric)
+    profile = _PROFILES.get(metric) or _metric_profile(metric)
     if title.__class__ is str:
         title_score, title_problems, off_topic = _title_verdict(title, metric)
         problems = [*title_problems]
@@ -776,6 +777,9 @@ def _value_facts(value: str) -> _ValueFacts:
 
     Each regex runs only when the characters it needs are there: most values ("$1,250", "4.8%")
     have no letters, no "/", "x" or ":"."""
+    plain = _PLAIN_VALUE.fullmatch(value)
+    if plain is not None:
+        return _plain_value_facts(*plain.groups())
     low = value.lower()
     # ASCII text after lower() has a letter exactly when it has a cased character
     words = set(_WORD.findall(low)) if low.islower() or not low.isascii() else _NO_WORDS
@@ -814,6 +818,24 @@ def _value_facts(value: str) -> _ValueFacts:
     )
     facts = (True, number, currency, percent, ungrouped, duration, out_of, ratio_mark)
     return _new_facts(_ValueFacts, (*facts, not unit_words_only))
+
+
+# The usual value: an optional currency symbol, digits with optional thousands separators and
+# decimals, an optional "%". No letters, minus, "/", "x" or ":", so most facts are known at once.
+_PLAIN_VALUE = re.compile(
+    "([" + re.escape("".join(sorted(_CURRENCY_SYMBOLS))) + r"])?(\d[\d,]*)(\.\d+)?(%)?"
+)
+
+
+def _plain_value_facts(
+    symbol: str | None, integer: str, decimals: str | None, percent: str | None
+) -> _ValueFacts:
+    """_value_facts of a _PLAIN_VALUE, computed as the general path would."""
+    integer = integer.rstrip(",")
+    number = float(integer.replace(",", "") + (decimals or ""))
+    ungrouped = "," not in integer and len(integer) >= 4
+    facts = (True, number, symbol is not None, percent is not None, ungrouped, False, None, False)
+    return _new_facts(_ValueFacts, (*facts, False))
 
 
 _NO_WORDS: frozenset[str] = frozenset()
@@ -1314,10 +1336,12 @@ class _PeriodProfile:
     year: int = 0
     relative: str = ""
 
-    @property
-    def needs_years(self) -> bool:
-        """Whether a bare year ("in 2023") can confirm or contradict this period."""
-        return self.kind == "quarter" or self.relative == "year"
+    # Whether a bare year ("in 2023") can confirm or contradict this period (a field, not a
+    # property: it is read for every completion).
+    needs_years: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs_years", self.kind == "quarter" or self.relative == "year")
 
 
 _QUARTER_REQUEST = re.compile(r"Q([1-4]) (\d{4})")
@@ -1384,26 +1408,22 @@ def _context_fit(
     """context_check on the mentions of the title, then of the description (two scans: the
     title's is memoised, so the two are not merged)."""
     period_named = False
-    for periods in (in_title[0], in_text[0]):
-        for kind, payload, written in periods:
-            fit = _period_fit(want, kind, payload)
-            if fit is False:
-                problems.append(
-                    f"the card mentions {written!r}, but the request is for {request.period}"
-                )
-                return 0.0
-            period_named = period_named or bool(fit)
+    for kind, payload, written in (*in_title[0], *in_text[0]):
+        fit = _period_fit(want, kind, payload)
+        if fit is False:
+            problems.append(
+                f"the card mentions {written!r}, but the request is for {request.period}"
+            )
+            return 0.0
+        period_named = period_named or bool(fit)
     domain = request.domain
     domain_named = domain in in_title[1] or domain in in_text[1]
     if not domain_named:
         fits = _DOMAIN_FITS.get(domain, _NO_FITS)
-        for domain_names in (in_title[2], in_text[2]):
-            for other, written in domain_names:
-                if other != domain and other not in fits:
-                    problems.append(
-                        f"the card mentions {written!r}, but the request is for {domain}"
-                    )
-                    return 0.0
+        for other, written in (*in_title[2], *in_text[2]):
+            if other != domain and other not in fits:
+                problems.append(f"the card mentions {written!r}, but the request is for {domain}")
+                return 0.0
     if period_named and domain_named:
         return 1.0
     if period_named:
