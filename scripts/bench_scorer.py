@@ -93,20 +93,33 @@ def clear_memos() -> None:
         memo.cache_clear()
 
 
-def best_rate(run: Callable[[], None], items: int, passes: int, repeats: int, cold: bool) -> float:
-    """Items per second of the fastest of `repeats` timings, each `passes` passes long."""
-    run()  # warm up imports, regex compilation, the Lucide name list
-    timings = []
+def timed(run: Callable[[], None], passes: int, cold: bool) -> float:
+    """CPU seconds of `passes` passes of `run` (memos cleared before each pass if `cold`)."""
+    elapsed = 0.0
+    for _ in range(passes):
+        if cold:
+            clear_memos()
+        start = time.thread_time()
+        run()
+        elapsed += time.thread_time() - start
+    return elapsed
+
+
+def best_rates(
+    runs: dict[str, tuple[Callable[[], None], bool]], items: int, passes: int, repeats: int
+) -> dict[str, float]:
+    """Items per second of each run: the fastest of `repeats` timings of `passes` passes.
+
+    The runs take turns (one timing of each per round) so that all of them see the machine in the
+    same states: its speed drifts over minutes, and the scorer's cost relative to json.loads is
+    only meaningful if both were timed under the same conditions."""
+    for run, _ in runs.values():
+        run()  # warm up imports, regex compilation, the Lucide name list
+    timings: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(repeats):
-        elapsed = 0.0
-        for _ in range(passes):
-            if cold:
-                clear_memos()
-            start = time.thread_time()
-            run()
-            elapsed += time.thread_time() - start
-        timings.append(elapsed)
-    return items * passes / min(timings)
+        for label, (run, cold) in runs.items():
+            timings[label].append(timed(run, passes, cold))
+    return {label: items * passes / min(times) for label, times in timings.items()}
 
 
 def load(path: Path) -> list[tuple[str, Request | None]]:
@@ -133,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(f"process: {pin_to_one_core()}")
     print(f"input:   {args.input} ({len(rows)} completions)")
-    print(f"timing:  best of {args.repeats} × {args.passes} passes")
+    print(f"timing:  best of {args.repeats} × {args.passes} passes, the four runs taking turns")
     names = sorted(name.rsplit(".", 1)[1] for name in CONTENT_MEMOS)
     print(f"cold:    {len(names)} memos cleared before each pass ({', '.join(names)})\n")
 
@@ -150,23 +163,22 @@ def main(argv: list[str] | None = None) -> int:
         for completion, request in rows:
             score_completion(completion, request, "stop")
 
-    def rate(run: Callable[[], None], cold: bool = False) -> float:
-        return best_rate(run, len(rows), args.passes, args.repeats, cold)
-
-    figures = [
-        ("json.loads alone", rate(loads_only)),
-        ("pydantic validation alone", rate(pydantic_only)),
-        ("scorer, cold memos", rate(scorer, cold=True)),
-        ("scorer, warm memos", rate(scorer)),
-    ]
-    for label, rate in figures:
+    runs = {
+        "json.loads alone": (loads_only, False),
+        "pydantic validation alone": (pydantic_only, False),
+        "scorer, cold memos": (scorer, True),
+        "scorer, warm memos": (scorer, False),
+    }
+    figures = best_rates(runs, len(rows), args.passes, args.repeats)
+    for label, rate in figures.items():
         print(f"{label:<28} {rate:>10,.0f} completions/s  ({1e6 / rate:6.2f} µs each)")
     scores = [score_completion(c, r, "stop").score for c, r in rows]
     print(
         f"\nscores: {len(set(scores))} distinct, min {min(scores):.4f}, max {max(scores):.4f}, "
         f"mean {statistics.mean(scores):.4f}, std {statistics.pstdev(scores):.4f}"
     )
-    loads, cold, warm = figures[0][1], figures[2][1], figures[3][1]
+    loads = figures["json.loads alone"]
+    cold, warm = figures["scorer, cold memos"], figures["scorer, warm memos"]
     print(f"scorer cost: {loads / warm:.1f}× json.loads warm, {loads / cold:.1f}× cold")
     clear_memos()
     assert all(memo.cache_info().currsize == 0 for memo in CONTENT_MEMOS.values())
