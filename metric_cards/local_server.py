@@ -48,7 +48,7 @@ MODEL_PATH_ENV_VAR = "METRIC_CARDS_EMBEDDED_MODEL"
 DEFAULT_N_CTX = 2048
 DEFAULT_N_BATCH = 512
 DEFAULT_STARTUP_TIMEOUT_S = 120.0  # the default model loads in ~1 s; a big user GGUF may not
-_STOP_GRACE_S = 5.0  # uvicorn waits for in-flight generations; don't wait for them for long
+_STOP_GRACE_S = 3.0  # uvicorn waits for in-flight generations; a stateless server need not
 _PR_SET_PDEATHSIG = 1
 
 
