@@ -175,7 +175,7 @@ def score_completion(
     """Score one completion against the request it answers (None: a prompt not from the catalog)."""
     extraction = extract_json(completion if isinstance(completion, str) else "")
     card = extraction.value
-    if card.__class__ is dict and _is_clean(extraction.method) and _is_valid_card(card):
+    if card.__class__ is dict and extraction.method in _CLEAN and _is_valid_card(card):
         return _score_clean_card(extraction, card["props"], request, finish_reason, config)
     validity, problems = validity_layer(extraction, config)
     if validity <= 0.0:
@@ -198,7 +198,7 @@ def score_completion(
     )
 
 
-_is_clean = frozenset({"bare", "fenced"}).__contains__  # validity 1.0, no prose around the JSON
+_CLEAN = frozenset({"bare", "fenced"})  # extraction methods with validity 1.0 and no prose
 
 
 def _score_clean_card(
@@ -657,7 +657,12 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 @lru_cache(maxsize=4096)
 def _normalise_title(title: str) -> str:
     """' revenue q3 2023 ' for 'Revenue (Q3 2023)': lower case, punctuation to spaces, padded."""
-    return f" {_NON_ALNUM.sub(' ', title.lower()).strip()} "
+    low = title.lower()
+    # The usual title has only letters, digits, spaces and "(", ")", "-": str methods do it all.
+    spaced = low.replace("(", " ").replace(")", " ").replace("-", " ")
+    if spaced.isascii() and spaced.replace(" ", "").isalnum():
+        return f" {' '.join(spaced.split())} "
+    return f" {_NON_ALNUM.sub(' ', low).strip()} "
 
 
 _PROFILES: dict[str, _MetricProfile] = {}
