@@ -839,11 +839,12 @@ def _plain_value_facts(
     integer = integer.rstrip(",")
     number = float(integer.replace(",", "") + (decimals or ""))
     ungrouped = "," not in integer and len(integer) >= 4
-    facts = (True, number, symbol is not None, percent is not None, ungrouped, False, None, False)
-    return _new_facts(_ValueFacts, (*facts, False))
+    facts = (True, number, symbol is not None, percent is not None, ungrouped, *_NOTHING_ELSE)
+    return _new_facts(_ValueFacts, facts)
 
 
 _NO_WORDS: frozenset[str] = frozenset()
+_NOTHING_ELSE = (False, None, False, False)  # no duration, fraction, ratio mark or words
 # _ValueFacts(*fields) runs the NamedTuple's Python-level __new__; tuple.__new__ builds the same
 # object directly.
 _new_facts = tuple.__new__
