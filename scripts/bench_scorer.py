@@ -6,7 +6,9 @@ completions), or any JSONL of {"prompt", "completion"} given with --input. For r
 times `json.loads` alone and Pydantic validation alone (`MetricCard.model_validate_json`) on the
 same completions. Time is this thread's CPU time (`time.thread_time`), pinned to one CPU, and
 each figure is the best of --repeats timings: the machine is shared, and CPU time plus the best
-timing keeps other processes' load out of the figure as far as possible.
+timing keeps other processes' load out of the figure as far as possible. The four runs take turns
+(one timing of each per round), so the scorer's cost relative to json.loads is measured under the
+same machine conditions.
 
 "cold" clears every memo the scorer keeps about what completions contain (verdicts on titles,
 values and icons, value facts, text scans, icon lookups: every `lru_cache` in the scorer's modules,
