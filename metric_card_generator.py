@@ -67,11 +67,15 @@ class MetricCardEnvConfig(BaseEnvConfig, RewardConfig, AdjustmentConfig, ServeCo
     eval_size: int = Field(
         default=32, ge=1, description="Requests in the fixed held-out eval set (at most 1,350)."
     )
-    temperature: float = Field(default=0.3, ge=0, description="Sampling temperature (training).")
+    # 0.5: as many valid cards as 0.3 from the embedded model, twice the spread inside a group
+    # (docs/embedded-model.md has the sweep).
+    temperature: float = Field(default=0.5, ge=0, description="Sampling temperature (training).")
     top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling (training).")
     eval_temperature: float = Field(default=0.0, ge=0, description="Temperature for evaluation.")
     max_completion_tokens: int = Field(
-        default=384, ge=16, description="max_tokens of each completion request."
+        default=256,
+        ge=16,
+        description="max_tokens of each completion request (a card needs 60-150 tokens).",
     )
     embedded_model_path: str | None = Field(
         default=None,
@@ -125,6 +129,7 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
     ) -> None:
         configure_wandb_mode()
         self.embedded_server: Any = None
+        self.one_choice_per_request = False
         server_configs = self._resolve_servers(config, server_configs)
         try:
             super().__init__(config, server_configs, slurm, testing)
@@ -214,7 +219,7 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         server.base_url = self.embedded_server.base_url
         if server.model_name in ("", EMBEDDED, "default"):
             server.model_name = self.embedded_server.model_name
-        server.n_kwarg_is_ignored = True  # llama.cpp returns one choice whatever n says
+        self.one_choice_per_request = True  # llama.cpp returns one choice whatever n says
         server.num_max_requests_at_once = max(server.num_max_requests_at_once, config.group_size)
         print(f"Embedded server ready at {server.base_url}", flush=True)
 
@@ -248,11 +253,12 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
             "temperature": temperature,
             "split": split,
         }
-        if split == "train" and self.config.top_p < 1.0:
+        if split == "train":
+            # Always sent: llama-cpp-python's server uses 0.95 when a request leaves it out.
             kwargs["top_p"] = self.config.top_p
         try:
-            response = await asyncio.wait_for(
-                self.server.chat_completion(**kwargs), timeout=self.config.request_timeout
+            responses = await asyncio.wait_for(
+                self._request_choices(kwargs), timeout=self.config.request_timeout
             )
         except asyncio.TimeoutError as exc:
             raise RequestFailedError(
@@ -261,10 +267,25 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         except Exception as exc:  # the openai client and tenacity raise many types
             cause = exc.last_attempt.exception() if hasattr(exc, "last_attempt") else exc
             raise RequestFailedError(f"{type(cause).__name__}: {cause}") from exc
-        choices = [Completion(c.message.content or "", c.finish_reason) for c in response.choices]
+        choices = [
+            Completion(c.message.content or "", c.finish_reason)
+            for response in responses
+            for c in response.choices
+        ]
         if len(choices) < n:
             raise RequestFailedError(f"the server returned {len(choices)} of {n} completions")
         return choices[:n]
+
+    async def _request_choices(self, kwargs: dict[str, Any]) -> list[Any]:
+        n = kwargs["n"]
+        if self.one_choice_per_request and n > 1:
+            # The server ignores n: ask n times with n=1 ourselves. (atroposlib's own fallback,
+            # n_kwarg_is_ignored, sends every n=1 request twice and drops one answer.)
+            one = {**kwargs, "n": 1}
+            return list(
+                await asyncio.gather(*(self.server.chat_completion(**one) for _ in range(n)))
+            )
+        return [await self.server.chat_completion(**kwargs)]
 
     def _score(self, request: Request, completions: list[Completion]) -> list[ScoredRollout]:
         messages = prompt_messages(request)

@@ -95,7 +95,7 @@ def main() -> int:
                         chat,
                         reward,
                         adjustment,
-                        384,
+                        256,
                     )
                     for row in group
                 ]

@@ -156,9 +156,9 @@ def test_serve_feeds_the_trainer_through_run_api(
             # how it was sampled, for the trainer's logprobs (atroposlib's example trainer
             # divides its logits by this temperature)
             assert group["generation_params"] == {
-                "temperature": 0.3,
+                "temperature": 0.5,
                 "top_p": 1.0,
-                "max_tokens": 384,
+                "max_tokens": 256,
             }
     assert_sent_equals_received(env.sent(), trainer)
     summary = env.summary()
