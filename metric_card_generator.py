@@ -140,6 +140,8 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
                 "--env.tokenizer_name with a local tokenizer directory (the Hugging Face hub "
                 "is not used at run time)."
             ) from exc
+        if self.embedded_server is not None and config.embedded_model_path:
+            self._check_embedded_tokenizer()
         if self.jsonl_writer is not None:  # replace atroposlib's buffered writer
             self.jsonl_writer.close()
             self.jsonl_writer = JsonlGroupWriter(self.config.data_path_to_save_groups)
@@ -222,6 +224,18 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         self.one_choice_per_request = True  # llama.cpp returns one choice whatever n says
         server.num_max_requests_at_once = max(server.num_max_requests_at_once, config.group_size)
         print(f"Embedded server ready at {server.base_url}", flush=True)
+
+    def _check_embedded_tokenizer(self) -> None:
+        """A user's own GGUF: make sure the tokenizer rebuilt from it encodes like the server."""
+        from metric_cards.gguf_tokenizer import GGUFTokenizerError, check_tokenizer_matches_server
+
+        try:
+            check_tokenizer_matches_server(self.tokenizer, self.embedded_server.base_url)
+        except GGUFTokenizerError as exc:
+            self._stop_embedded_server()
+            raise FatalEnvError(
+                f"embedded model: {exc}. Pass --env.tokenizer_name with the model's own tokenizer."
+            ) from exc
 
     def _stop_embedded_server(self) -> None:
         if self.embedded_server is not None:
