@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import subprocess
@@ -26,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import machine, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,28 +36,13 @@ TARGET_RSS_MB = 200.0
 K = 4
 
 
-def machine_info() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def json_parser() -> str:
     try:
         import orjson
 
-        parser = f"orjson {orjson.__version__}"
+        return f"orjson {orjson.__version__}"
     except ImportError:
-        parser = "json (stdlib; orjson not installed)"
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "json parser": parser,
-    }
+        return "json (stdlib; orjson not installed)"
 
 
 def _corpus() -> list[dict]:
@@ -162,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     args = parser.parse_args(argv)
 
-    info = machine_info()
-    print("machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()))
+    info = {**machine_info(), "json parser": json_parser()}
+    print(f"machine: {machine(info)}")
     workdir = Path(tempfile.mkdtemp(prefix="bench_data_scripts."))
     try:
         if args.input:

@@ -28,12 +28,13 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from benchlib import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,21 +46,6 @@ from metric_cards.scoring import score_completion  # noqa: E402
 
 DEFAULT_INPUT = ROOT.parent / "shared" / "corpus" / "deephermes3_3b_metric_cards.jsonl"
 TARGET_PER_SECOND = 60_000
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"nproc {os.cpu_count()} · {model} · Python {platform.python_version()} "
-        f"({platform.python_implementation()}) · {platform.system()} {platform.machine()}"
-    )
 
 
 def pin_to_one_core() -> str:

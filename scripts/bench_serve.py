@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import resource
 import statistics
@@ -29,6 +28,8 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+
+from benchlib import machine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
@@ -41,18 +42,6 @@ from serve_harness import ApiProcess, EnvProcess, Trainer, free_port, serve_args
 from metric_cards.serve_api import group_key  # noqa: E402
 
 SENT = re.compile(r"^(\S+ \S+) INFO metric_cards\.serve: sent group \d+ .*key ([0-9a-f]+)", re.M)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores (nproc), {cpu}, Python {platform.python_version()}"
 
 
 def tokenizer_dir() -> tuple[str, Path]:

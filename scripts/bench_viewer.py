@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -28,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchlib import machine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
@@ -49,18 +50,6 @@ from metric_cards.catalog import SYSTEM_PROMPT, parse_request  # noqa: E402
 from metric_cards.io_utils import dump_json_line  # noqa: E402
 from metric_cards.scoring import score_completion  # noqa: E402
 from metric_cards.viewer import render_html  # noqa: E402
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def build_file(path: Path, groups: int, k: int, seed: int = 0) -> tuple[int, float]:
