@@ -4,30 +4,16 @@ SmolLM2-135M llama.cpp server, samples real completions, and stops the server at
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import re
 
-from embedded import require_embedded_model
+from embedded import require_embedded_model, server_pids
 from transformers import AutoTokenizer
 
 from metric_cards.gguf_tokenizer import tokenizer_dir_for_gguf
 
 
-def llama_server_pids() -> set[int]:
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"llama_cpp.server" in cmdline:
-                pids.add(int(proc.name))
-    return pids
-
-
 def test_process_with_the_embedded_model(tmp_path, env_runner):
     model_path = require_embedded_model()
-    before = llama_server_pids()
     out = tmp_path / "runs" / "rollouts.jsonl"
     proc = env_runner(
         [
@@ -43,8 +29,9 @@ def test_process_with_the_embedded_model(tmp_path, env_runner):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "Embedded server ready at http://127.0.0.1:" in proc.stdout
-    assert llama_server_pids() <= before  # the env stopped its server: no orphan
+    ready = re.search(r"Embedded server ready at http://127\.0\.0\.1:(\d+)/v1", proc.stdout)
+    assert ready, proc.stdout[-2000:]
+    assert server_pids(int(ready.group(1))) == []  # the env stopped its server: no orphan
 
     groups = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(groups) == 2
