@@ -190,6 +190,10 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         for server in configs:
             if not server.api_key:
                 server.api_key = "x"
+            if server.n_kwarg_is_ignored:
+                # We send K requests of n=1 ourselves (see _request_choices).
+                self.one_choice_per_request = True
+                server.n_kwarg_is_ignored = False
         if configs and not configs[0].base_url:
             self._start_embedded_server(config, configs[0])
         elif config.tokenizer_name in ("", EMBEDDED):

@@ -229,3 +229,19 @@ def test_data_scripts_read_what_process_wrote(
     assert f"{len(rollouts)}" in res.stdout
     mean = sum(s for _, _, s in rollouts) / len(rollouts)
     assert f"{mean:.3f}" in res.stdout or f"{mean:.4f}" in res.stdout
+
+
+def test_server_that_ignores_n_gets_one_request_per_completion(
+    tmp_path, tiny_tokenizer_dir, env_runner
+):
+    from fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(honour_n=False) as server:
+        out = tmp_path / "rollouts.jsonl"
+        args = process_args(out, server.base_url, tiny_tokenizer_dir, 2, 3)
+        proc = env_runner([*args, "--openai.n_kwarg_is_ignored", "true"], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        groups = read_groups(out)
+        assert [len(g["scores"]) for g in groups] == [3, 3]
+        assert len(server.requests) == 6  # 2 groups x 3, each n=1: nothing sent twice
+        assert all(r.get("n", 1) == 1 for r in server.requests)
