@@ -75,6 +75,21 @@ def run_env(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.Comp
     )
 
 
+def run_score_cli(rows: list[dict]) -> list[dict]:
+    """Score rows with `python -m metric_cards score -`: what the CLI says for each completion."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "metric_cards", "score", "-"],
+        input="".join(json.dumps(r) + "\n" for r in rows),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env_subprocess_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
 @pytest.fixture(scope="session")
 def env_runner():
     return run_env

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO, env_subprocess_env
+from conftest import REPO, env_subprocess_env, run_score_cli
 from transformers import AutoTokenizer
 
 from metric_cards.catalog import SYSTEM_PROMPT, eval_requests, parse_request
@@ -30,20 +30,6 @@ def process_args(out: Path, server_url: str, tokenizer: Path, groups: int, k: in
 
 def read_groups(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def score_cli(rows: list[dict]) -> list[dict]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "metric_cards", "score", "-"],
-        input="".join(json.dumps(r) + "\n" for r in rows),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env_subprocess_env(),
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def test_process_writes_scored_groups_with_correct_masks(
@@ -97,7 +83,7 @@ def test_process_writes_scored_groups_with_correct_masks(
                 }
             )
     # The trainer's score for a completion is exactly what the score CLI says for it.
-    scored = score_cli(cli_rows)
+    scored = run_score_cli(cli_rows)
     env_scores = [s for g in groups for s in g["scores"]]
     env_layers = [r["layers"] for g in groups for r in g["metric_card"]["rollouts"]]
     assert [row["score"] for row in scored] == env_scores

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, env_subprocess_env
+from conftest import REPO, env_subprocess_env, run_score_cli
 from fake_openai import FakeOpenAIServer
 from serve_harness import (
     SENT_LINE,
@@ -124,20 +124,6 @@ def assert_sent_equals_received(env_sent: list[tuple[int, str]], trainer: Traine
     assert left_in_queue * len(trainer.groups[0]["tokens"]) < trainer.batch_size
 
 
-def score_cli(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "metric_cards", "score", "-"],
-        input="".join(json.dumps(r) + "\n" for r in rows),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env_subprocess_env(),
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()]
-
-
 def test_serve_feeds_the_trainer_through_run_api(
     tmp_path, api, fake_server, tiny_tokenizer_dir, spawn_env
 ):
@@ -186,7 +172,7 @@ def test_serve_feeds_the_trainer_through_run_api(
             )
             expected.append(score)
     assert {r["finish_reason"] for r in rows} == {"stop", "length"}
-    assert [row["score"] for row in score_cli(rows)] == expected
+    assert [row["score"] for row in run_score_cli(rows)] == expected
 
 
 def test_serve_waits_for_a_late_api_and_survives_a_restart(
