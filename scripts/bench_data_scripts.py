@@ -54,6 +54,7 @@ def _corpus() -> list[dict]:
 def generate(path: Path, size_mb: float, seed: int = 0) -> tuple[int, int]:
     """Write groups of K until the file is at least size_mb MB; returns (groups, bytes)."""
     from metric_cards.catalog import SYSTEM_PROMPT, parse_request
+    from metric_cards.groups import ScoredRollout, build_group
     from metric_cards.scoring import score_completion
 
     rows = _corpus()
@@ -75,47 +76,34 @@ def generate(path: Path, size_mb: float, seed: int = 0) -> tuple[int, int]:
     with path.open("w", encoding="utf-8") as handle:
         while written < target:
             prompt, request, scored = base[groups % len(base)]
-            tokens, masks, messages, records, scores = [], [], [], [], []
+            rollouts = []
             for completion, result in scored:
                 text = completion.replace('"title": "', f'"title": "#{groups} ', 1)
                 prompt_len, completion_len = 455 + rng.randrange(10), len(text) // 3
                 ids = [rng.randrange(128_256) for _ in range(prompt_len + completion_len)]
-                tokens.append(ids)
-                masks.append([-100] * prompt_len + ids[prompt_len:])
-                messages.append(
-                    [
-                        {"role": "system", "content": SYSTEM_PROMPT},
-                        {"role": "user", "content": prompt},
-                        {"role": "assistant", "content": text},
-                    ]
+                rollouts.append(
+                    ScoredRollout(
+                        messages=[
+                            {"role": "system", "content": SYSTEM_PROMPT},
+                            {"role": "user", "content": prompt},
+                            {"role": "assistant", "content": text},
+                        ],
+                        tokens=ids,
+                        masks=[-100] * prompt_len + ids[prompt_len:],
+                        result=result,
+                        score=float(result.score),
+                        finish_reason="stop",
+                        completion_tokens=completion_len,
+                        adjustments={},
+                    )
                 )
-                score = float(result.score)
-                scores.append(score)
-                records.append(
-                    {
-                        "score": score,
-                        "base_score": score,
-                        "layers": dict(result.layers),
-                        "problems": list(result.problems),
-                        "finish_reason": "stop",
-                        "completion_tokens": completion_len,
-                        "adjustments": {},
-                    }
-                )
+            # the env's own group builder, plus the keys atroposlib adds before writing a line
             group = {
-                "tokens": tokens,
-                "masks": masks,
-                "scores": scores,
-                "messages": messages,
+                **build_group(request, rollouts),
                 "advantages": None,
                 "ref_logprobs": None,
                 "overrides": None,
                 "group_overrides": None,
-                "metric_card": {
-                    "format_version": 1,
-                    "request": request.to_dict() if request else None,
-                    "rollouts": records,
-                },
             }
             line = json.dumps(group, ensure_ascii=False) + "\n"  # as atroposlib's writer
             handle.write(line)

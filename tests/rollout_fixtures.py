@@ -23,8 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from metric_cards.catalog import SYSTEM_PROMPT, parse_request
+from metric_cards.groups import ScoredRollout, build_group
 
 K = 4
+
+
+ATROPOS_DEFAULTS = {
+    "advantages": None,
+    "ref_logprobs": None,
+    "overrides": None,
+    "group_overrides": None,
+}
 
 
 @dataclass(frozen=True)
@@ -82,50 +91,29 @@ def our_groups(
         finish = ["stop"] * K
         if variants:
             completions, finish = _apply_variants(g, completions, finish)
-        messages, tokens, masks, records, scores = [], [], [], [], []
+        rollouts = []
         for i, completion in enumerate(completions):
             result = score(completion, request, finish[i])
-            layers = {k: float(v) for k, v in dict(result.layers).items()}
-            records.append(
-                {
-                    "score": float(result.score),
-                    "base_score": float(result.score),
-                    "layers": layers,
-                    "problems": list(result.problems),
-                    "finish_reason": finish[i],
-                    "completion_tokens": len(completion) // 4,
-                    "adjustments": {},
-                }
+            tokens, masks = _fake_tokens(rng, 460, len(completion) // 4)
+            rollouts.append(
+                ScoredRollout(
+                    messages=[
+                        {"role": "system", "content": SYSTEM_PROMPT},
+                        {"role": "user", "content": prompt},
+                        {"role": "assistant", "content": completion},
+                    ],
+                    tokens=tokens,
+                    masks=masks,
+                    result=result,
+                    score=float(result.score),
+                    finish_reason=finish[i],
+                    completion_tokens=len(completion) // 4,
+                    adjustments={},
+                )
             )
-            scores.append(float(result.score))
-            messages.append(
-                [
-                    {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": prompt},
-                    {"role": "assistant", "content": completion},
-                ]
-            )
-            t, m = _fake_tokens(rng, 460, len(completion) // 4)
-            tokens.append(t)
-            masks.append(m)
             expected.append(Expected(prompt, completion, float(result.score), finish[i], g, i))
-        groups.append(
-            {
-                "tokens": tokens,
-                "masks": masks,
-                "scores": scores,
-                "messages": messages,
-                "advantages": None,
-                "ref_logprobs": None,
-                "overrides": None,
-                "group_overrides": None,
-                "metric_card": {
-                    "format_version": 1,
-                    "request": request.to_dict() if request else None,
-                    "rollouts": records,
-                },
-            }
-        )
+        # the env's own group builder, plus the keys atroposlib adds before writing a line
+        groups.append({**build_group(request, rollouts), **ATROPOS_DEFAULTS})
     return groups, expected
 
 
