@@ -10,10 +10,11 @@ import argparse
 import sys
 
 from metric_cards.data_cli import (
-    HelpFormatter,
     add_reader_arguments,
+    add_score_threshold,
     check_output,
     make_reader,
+    new_parser,
     print_read_summary,
     require_rollouts,
     run,
@@ -35,20 +36,13 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="extract_metric_training.py",
-        description="Extract prompt/completion pairs above a score threshold from a rollout file.",
-        epilog=EPILOG,
-        formatter_class=HelpFormatter,
+    parser = new_parser(
+        "extract_metric_training.py",
+        "Extract prompt/completion pairs above a score threshold from a rollout file.",
+        EPILOG,
+        output_help="prompt/completion JSONL to write",
     )
-    parser.add_argument("input", metavar="INPUT", help="rollout JSONL (our format or legacy)")
-    parser.add_argument("output", metavar="OUTPUT", help="prompt/completion JSONL to write")
-    parser.add_argument(
-        "--score_threshold",
-        type=float,
-        default=0.8,
-        help="keep rollouts whose score is above this",
-    )
+    add_score_threshold(parser)
     add_reader_arguments(parser)
     return parser
 

@@ -10,11 +10,11 @@ import argparse
 import sys
 
 from metric_cards.data_cli import (
-    HelpFormatter,
     UsageError,
     add_reader_arguments,
     check_output,
     make_reader,
+    new_parser,
     print_read_summary,
     require_rollouts,
     run,
@@ -56,13 +56,9 @@ def _thresholds(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="show_score_distribution.py",
-        description="Show the score distribution of a rollout file.",
-        epilog=EPILOG,
-        formatter_class=HelpFormatter,
+    parser = new_parser(
+        "show_score_distribution.py", "Show the score distribution of a rollout file.", EPILOG
     )
-    parser.add_argument("input", metavar="INPUT", help="rollout JSONL (our format or legacy)")
     parser.add_argument("--plot", metavar="FILE", help="also write a PNG histogram here")
     parser.add_argument(
         "--thresholds",

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from metric_cards.data_cli import (
-    HelpFormatter,
     UsageError,
     add_reader_arguments,
+    add_score_threshold,
     check_output,
     make_reader,
+    new_parser,
     print_read_summary,
     require_rollouts,
     run,
@@ -66,17 +67,13 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="trainingDataScript.py",
-        description="Build fine-tuning data (and optionally a dataset, DPO pairs) from rollouts.",
-        epilog=EPILOG,
-        formatter_class=HelpFormatter,
+    parser = new_parser(
+        "trainingDataScript.py",
+        "Build fine-tuning data (and optionally a dataset, DPO pairs) from rollouts.",
+        EPILOG,
+        output_help="fine-tuning JSONL to write",
     )
-    parser.add_argument("input", metavar="INPUT", help="rollout JSONL (our format or legacy)")
-    parser.add_argument("output", metavar="OUTPUT", help="fine-tuning JSONL to write")
-    parser.add_argument(
-        "--score_threshold", type=float, default=0.8, help="keep rollouts whose score is above this"
-    )
+    add_score_threshold(parser)
     parser.add_argument(
         "--hq_threshold",
         type=float,
