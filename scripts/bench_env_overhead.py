@@ -55,10 +55,10 @@ def main() -> int:
         print(f"shared corpus not found at {CORPUS}", file=sys.stderr)
         return 2
 
-    from metric_card_generator import JsonlGroupWriter
     from metric_cards.adjustments import AdjustmentConfig
     from metric_cards.catalog import parse_request
-    from metric_cards.groups import Completion, build_group, prompt_messages, score_rollout
+    from metric_cards.groups import Completion, build_group, prompt_messages, tokenize_and_score
+    from metric_cards.io_utils import JsonlGroupWriter
     from metric_cards.scoring import RewardConfig
     from metric_cards.tokenization import ChatTokenizer
 
@@ -77,7 +77,7 @@ def main() -> int:
                 request = parse_request(group[0]["prompt"])
                 messages = prompt_messages(group[0]["prompt"])
                 rollouts = [
-                    score_rollout(
+                    tokenize_and_score(
                         request,
                         messages,
                         Completion(row["completion"], "stop"),

@@ -2,7 +2,9 @@
 
 It speaks real HTTP (the env talks to it through the openai client exactly as to vLLM), answers
 `n` choices per request, and returns a deterministic mix of good and bad metric cards built for
-the request in the prompt. Faults can be injected: HTTP errors and slow answers; and groups without
+the request in the prompt: choice i of a request with a `seed` is completion `seed + i` of the mix
+(so a seeded run gets the same answers in any request order), else the next of a global counter.
+Faults can be injected: HTTP errors, broken answers (FAULTS) and slow answers; and groups without
 score spread: every k-th request answered with n copies of one completion (`identical_every`).
 
 Run standalone:  python tests/fake_openai.py --port 9100 [--delay S] [--identical-every K]
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -88,6 +91,10 @@ def mixed_completions(prompt: str, index: int) -> tuple[str, str]:
     return variants[index % len(variants)]
 
 
+# Broken answers `fail_next` can inject besides HTTP statuses.
+FAULTS = ("not-json", "no-choices", "null-message", "reset")
+
+
 class FakeOpenAIServer:
     """Threaded HTTP server; `completion_fn(prompt, index) -> (content, finish_reason)`."""
 
@@ -104,7 +111,8 @@ class FakeOpenAIServer:
         self.identical_answers = 0  # how many chat calls were answered that way
         self.answered_at: dict[str, float] = {}  # user prompt -> time.time() of the last answer
         self.requests: list[dict[str, Any]] = []
-        self.fail_next: list[int] = []  # HTTP statuses to answer the next chat calls with
+        # What to answer the next chat calls with: an HTTP status (int) or one of FAULTS.
+        self.fail_next: list[int | str] = []
         self.delay = 0.0  # seconds to sleep before answering a chat call
         self._counter = itertools.count()
         self._lock = threading.Lock()
@@ -134,7 +142,7 @@ class FakeOpenAIServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _answer(self, body: dict[str, Any]) -> tuple[int | str, dict[str, Any]]:
         with self._lock:
             self.requests.append(body)
             if self.fail_next:
@@ -147,11 +155,16 @@ class FakeOpenAIServer:
         prompt = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
         n = int(body.get("n") or 1) if self.honour_n else 1
         choices = []
+        seed = body.get("seed")
         same = next(self._counter) if identical else None
         for i in range(n):
-            content, finish = self.completion_fn(
-                prompt, same if same is not None else next(self._counter)
-            )
+            if same is not None:
+                index = same
+            elif isinstance(seed, int):
+                index = seed + i
+            else:
+                index = next(self._counter)
+            content, finish = self.completion_fn(prompt, index)
             choices.append(
                 {
                     "index": i,
@@ -197,7 +210,24 @@ class FakeOpenAIServer:
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 status, payload = server._answer(body)
-                self._send(status, payload)
+                if status == "reset":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                elif status == "not-json":
+                    data = b"<html>502 Bad Gateway</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif status == "no-choices":
+                    self._send(200, {"id": "x", "object": "chat.completion", "choices": []})
+                elif status == "null-message":
+                    choice = {"index": 0, "message": None, "finish_reason": "stop"}
+                    self._send(200, {"id": "x", "object": "chat.completion", "choices": [choice]})
+                else:
+                    assert isinstance(status, int)
+                    self._send(status, payload)
 
         return Handler
 
