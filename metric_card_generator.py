@@ -26,14 +26,13 @@ from typing import Any
 import wandb
 from atroposlib.envs import base as atropos_base
 from atroposlib.envs.base import APIServerConfig, BaseEnv
-from pydantic import Field
 
 from metric_cards import process_loop
 from metric_cards.catalog import Request, TrainingPrompts, eval_requests
 from metric_cards.env_config import (
     MetricCardEnvConfig,
     check_yaml_config,
-    normalize_negative_values,
+    normalize_argv,
 )
 from metric_cards.groups import ScoredRollout, build_group, prompt_messages, tokenize_and_score
 from metric_cards.io_utils import JsonlGroupWriter
@@ -349,7 +348,7 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
             "process": _checked(cls.get_cli_process_config_cls()),
             "evaluate": _checked(cls.get_cli_evaluate_config_cls()),
         }
-        run_cli(subcommands, f"CLI for {cls.__name__}", normalize_negative_values)
+        run_cli(subcommands, f"CLI for {cls.__name__}", normalize_argv)
 
 
 def _checked(command: type) -> type:
@@ -357,7 +356,7 @@ def _checked(command: type) -> type:
     --verbose (the config always goes to the log)."""
 
     class Command(command):  # type: ignore[valid-type, misc]
-        verbose: bool = Field(default=False, description="Print the full configuration.")
+        verbose: bool = False  # print the full configuration (`--verbose` alone is enough)
 
         def run(self) -> None:
             if self.config is not None:

@@ -2,7 +2,7 @@
 
 atroposlib builds the config from three layers (config_init defaults < YAML < CLI flags) and reads
 the flags itself from sys.argv, where `--env.temperature -0.5` would become `True` (a value that
-starts with "-" is taken for the next flag). `normalize_negative_values` joins such pairs into
+starts with "-" is taken for the next flag). `normalize_argv` joins such pairs into
 `--flag=-0.5` before anyone parses them, and the validators below reject what is left: a flag
 given without a value, non-finite numbers, an empty group, an eval set larger than the held-out
 pool, unknown keys. `check_yaml_config` gives a YAML file the same treatment before atroposlib
@@ -106,7 +106,7 @@ class MetricCardEnvConfig(BaseEnvConfig, RewardConfig, AdjustmentConfig, ServeCo
         weights = [
             getattr(self, name) for name in type(self).model_fields if name.startswith("weight_")
         ]
-        total = math.fsum(weights)
+        total = sum(weights)  # a float sum overflows to inf, which the check below rejects
         if weights and not (math.isfinite(total) and total > 0):
             raise ValueError(
                 f"the reward weights (--env.weight_*) must sum to a finite number > 0, not {total}"
@@ -124,13 +124,18 @@ def _accepts_bool(field: Any) -> bool:
     return annotation is Any
 
 
-def normalize_negative_values(argv: list[str]) -> list[str]:
-    """`--flag -0.5` -> `--flag=-0.5`, so both argparse and atroposlib read the number."""
+def normalize_argv(argv: list[str]) -> list[str]:
+    """`--flag -0.5` -> `--flag=-0.5`, so both argparse and atroposlib read the number; a bare
+    `--verbose` -> `--verbose=true` (atroposlib's boolean flags otherwise need a value)."""
     out: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
         nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if arg == "--verbose" and (nxt is None or nxt.startswith("--")):
+            out.append("--verbose=true")
+            i += 1
+            continue
         if (
             arg.startswith("--")
             and "=" not in arg
