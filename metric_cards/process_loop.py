@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,15 @@ def write_viewer(jsonl_path: str | None, lines: int) -> str | None:
     from metric_cards.viewer import render_html
 
     html_path = str(Path(jsonl_path).with_suffix(".html"))
-    render_html(jsonl_path, html_path)
+    try:
+        render_html(jsonl_path, html_path)
+    except Exception as exc:  # the rollouts are written; a viewer failure must not hide them
+        print(
+            f"warning: the HTML viewer could not be rendered ({type(exc).__name__}: {exc}); "
+            f"the rollouts are complete in {jsonl_path}",
+            file=sys.stderr,
+        )
+        return None
     return html_path
 
 

@@ -36,7 +36,6 @@ class ServerWatch:
 
 def describe_error(exc: BaseException, url: str) -> str:
     """What the server did, in words a user can act on, naming the URL."""
-    import httpx
     import openai
 
     if isinstance(exc, BadAnswerError):
@@ -47,12 +46,13 @@ def describe_error(exc: BaseException, url: str) -> str:
     if isinstance(exc, openai.APITimeoutError):
         return f"no answer from {url} before the client's timeout"
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        if isinstance(cause, httpx.ConnectError):
+        # The transport's exception (httpx or its fork, by name: the openai client vendors one).
+        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else ""
+        if cause == "ConnectError":
             return f"connection refused by {url}"
-        if isinstance(cause, httpx.RemoteProtocolError | httpx.ReadError):
+        if cause in ("RemoteProtocolError", "ReadError"):
             return f"connection reset: {url} closed the connection without an answer"
-        return f"connection to {url} failed ({cause or exc})"
+        return f"connection to {url} failed ({exc.__cause__ or exc})"
     if isinstance(exc, json.JSONDecodeError):
         return f"the body from {url} was not JSON"
     if isinstance(exc, openai.APIResponseValidationError):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO, env_subprocess_env, run_score_cli
 from transformers import AutoTokenizer
 
@@ -231,3 +232,192 @@ def test_server_that_ignores_n_gets_one_request_per_completion(
         assert [len(g["scores"]) for g in groups] == [3, 3]
         assert len(server.requests) == 6  # 2 groups x 3, each n=1: nothing sent twice
         assert all(r.get("n", 1) == 1 for r in server.requests)
+
+
+def test_same_file_at_concurrency_1_and_4(tmp_path, fake_server, tiny_tokenizer_dir, env_runner):
+    """Groups are written in step order with per-step seeds: the file does not depend on how
+    many groups were in flight. Two failed steps are skipped at the same place in both runs."""
+    fake_server.delay = 0.05
+    files = []
+    for concurrency in (1, 4):
+        fake_server.requests.clear()
+        out = tmp_path / f"c{concurrency}.jsonl"
+        args = process_args(out, fake_server.base_url, tiny_tokenizer_dir, 8, 3)
+        proc = env_runner([*args, "--env.process_concurrency", str(concurrency)], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"{concurrency} group(s) in flight" in proc.stdout
+        files.append(out.read_bytes())
+        steps = sorted(r["seed"] for r in fake_server.requests)
+        assert steps == [3 * i for i in range(8)]  # one request per step, seed = step x K
+    assert files[0] == files[1]
+    groups = [json.loads(line) for line in files[0].decode().splitlines()]
+    assert len(groups) == 8
+    assert len({g["metric_card"]["request"]["prompt"] for g in groups}) == 8
+
+
+def test_concurrency_keeps_requests_in_flight(
+    tmp_path, fake_server, tiny_tokenizer_dir, env_runner
+):
+    fake_server.delay = 0.5
+    out = tmp_path / "rollouts.jsonl"
+    args = process_args(out, fake_server.base_url, tiny_tokenizer_dir, 8, 2)
+    started = time.monotonic()
+    proc = env_runner([*args, "--env.process_concurrency", "8"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(read_groups(out)) == 8
+    answered = sorted(fake_server.answered_at.values())
+    # All 8 requests were answered within one latency of each other, not 0.5 s apart.
+    assert answered[-1] - answered[0] < 0.45, answered
+    assert time.monotonic() - started < 120
+
+
+def test_failed_step_order_and_failure_limit_do_not_depend_on_concurrency(
+    tmp_path, fake_server, tiny_tokenizer_dir, env_runner
+):
+    """Every request fails: at concurrency 4 the run still stops after exactly
+    max_consecutive_failures steps in step order, with no file."""
+    fake_server.fail_next = [400] * 1000
+    out = tmp_path / "rollouts.jsonl"
+    args = process_args(out, fake_server.base_url, tiny_tokenizer_dir, 6, 2)
+    extra = ["--env.process_concurrency", "4", "--env.max_consecutive_failures", "2"]
+    extra += ["--env.request_timeout", "3"]
+    proc = env_runner([*args, *extra], tmp_path, timeout=90)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "error: 2 requests in a row failed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (500, "HTTP 500 from http://127.0.0.1:{port}/v1/chat/completions"),
+        ("not-json", "the body from http://127.0.0.1:{port}/v1/chat/completions was not JSON"),
+        ("no-choices", "the answer had no choices (http://127.0.0.1:{port}/v1/chat/completions)"),
+        ("null-message", 'a choice had "message": null (http://127.0.0.1:{port}/v1/chat/'),
+        ("reset", "connection reset: http://127.0.0.1:{port}/v1/chat/completions closed"),
+    ],
+)
+def test_failed_requests_say_what_the_server_did(
+    tmp_path, fake_server, tiny_tokenizer_dir, env_runner, fault, expected
+):
+    fake_server.fail_next = [fault] * 1000
+    out = tmp_path / "rollouts.jsonl"
+    args = process_args(out, fake_server.base_url, tiny_tokenizer_dir, 2, 2)
+    extra = ["--env.request_timeout", "3", "--env.max_consecutive_failures", "1"]
+    proc = env_runner([*args, *extra], tmp_path, timeout=90)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert expected.format(port=fake_server.port) in errors[0]
+    assert "RetryError" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def lone_surrogates(prompt: str, index: int) -> tuple[str, str]:
+    from fake_openai import good_card
+
+    text = json.dumps(good_card(prompt), indent=2)
+    return text.replace('"value": "', '"value": "\ud800', 1) + "\udfff tail", "stop"
+
+
+def test_lone_surrogates_do_not_stop_process(tmp_path, tiny_tokenizer_dir, env_runner):
+    from fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(completion_fn=lone_surrogates) as server:
+        out = tmp_path / "rollouts.jsonl"
+        proc = env_runner(process_args(out, server.base_url, tiny_tokenizer_dir, 2, 2), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    groups = read_groups(out)  # valid JSON lines: the surrogates are written as \ud800 escapes
+    assert len(groups) == 2
+    completion = groups[0]["messages"][0][2]["content"]
+    assert "\ud800" in completion and completion.endswith("\udfff tail")
+    assert b"\\ud800" in out.read_bytes()
+    for group in groups:
+        assert all(
+            len(t) == len(m) > 0 for t, m in zip(group["tokens"], group["masks"], strict=True)
+        )
+
+
+def test_start_header_is_short_and_verbose_prints_the_config(
+    tmp_path, fake_server, tiny_tokenizer_dir, env_runner
+):
+    out = tmp_path / "rollouts.jsonl"
+    args = process_args(out, fake_server.base_url, tiny_tokenizer_dir, 1, 2)
+    proc = env_runner(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before_summary = proc.stdout.split("MetricCardEnv process summary")[0]
+    assert "1 groups x 2 completions, temperature 0.5, seed 0" in before_summary
+    assert f"model:    fake-metric-model (server at {fake_server.base_url})" in before_summary
+    assert f"rollouts: {out}" in before_summary
+    assert "max_consecutive_failures" not in proc.stdout
+    assert len(before_summary.splitlines()) < 12
+    verbose = env_runner([*args, "--verbose"], tmp_path)
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert "max_consecutive_failures=3" in verbose.stdout
+
+
+def test_cli_config_errors_are_one_line(tmp_path, fake_server, tiny_tokenizer_dir, env_runner):
+    out = tmp_path / "rollouts.jsonl"
+    args = process_args(out, fake_server.base_url, tiny_tokenizer_dir, 1, 2)
+    proc = env_runner([*args, "--env.temperature", "-0.5"], tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: invalid configuration: --env.temperature: Input should be greater than or "
+        "equal to 0 (got '-0.5')"
+    ]
+    yaml_path = tmp_path / "bad.yaml"
+    yaml_path.write_text("env:\n  group_size: 2\n  temperature: [0.5\n")
+    proc = env_runner([*args, "--config", str(yaml_path)], tmp_path, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {yaml_path}: line 4, column 1: invalid YAML: expected ',' or ']', but got "
+        "'<stream end>'"
+    ]
+    assert fake_server.requests == [] and not out.exists()
+    # a negative seed is a seed: the first request carries it
+    proc = env_runner([*args, "--env.seed", "-7"], tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from metric_cards.sampling import request_seed
+
+    assert fake_server.requests[0]["seed"] == request_seed(-7, 0, 2)
+    assert "seed -7" in proc.stdout
+
+
+@pytest.mark.parametrize("after", [0.5, "header"])
+def test_ctrl_c_early_prints_no_traceback_and_leaves_no_file(
+    tmp_path, fake_server, tiny_tokenizer_dir, after
+):
+    """SIGINT while Python is still importing, or while the first group is being sampled."""
+    import signal
+
+    fake_server.delay = 30.0
+    out = tmp_path / "rollouts.jsonl"
+    args = process_args(out, fake_server.base_url, tiny_tokenizer_dir, 2, 2)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "metric_card_generator.py"), *args],
+        cwd=tmp_path, env=env_subprocess_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        if after == "header":
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("viewer:"):
+                    break
+            deadline = time.monotonic() + 60
+            while not fake_server.requests and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert fake_server.requests, "no request reached the server"
+        else:
+            time.sleep(after)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (130, -signal.SIGINT), stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert "interrupted" in stderr
+    assert not out.exists()
