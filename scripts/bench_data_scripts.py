@@ -2,8 +2,8 @@
 """Benchmark the three data scripts on a large rollout file: throughput (MB/s) and peak RSS.
 
 Generates a rollout file of at least --size_mb MB in our format (in a temporary directory,
-deleted afterwards unless --keep) from the shared corpus, scored by the real reward, with token
-ids and masks of realistic lengths (they are most of the bytes, as in the env's files). Then it
+deleted afterwards unless --keep) from the tests/data/ corpus, scored by the real reward, with
+token ids and masks of realistic lengths (most of the bytes, as in the env's files). Then it
 runs each script on it as a subprocess and reports wall time, MB/s of input and the child's
 peak RSS (from wait4's rusage, so each run is measured on its own).
 
@@ -26,11 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import machine, machine_info
+from benchlib import CORPUS, REPO, machine, machine_info
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-CORPUS = REPO.parent / "shared" / "corpus" / "deephermes3_3b_metric_cards.jsonl"
 TARGET_MB_S = 100.0
 TARGET_RSS_MB = 200.0
 K = 4
@@ -46,8 +43,6 @@ def json_parser() -> str:
 
 
 def _corpus() -> list[dict]:
-    if not CORPUS.exists():
-        sys.exit(f"error: the shared corpus is missing: {CORPUS}")
     return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
 
 

@@ -1,6 +1,6 @@
 """Env overhead per completion: everything MetricCardEnv does except waiting for the server.
 
-For each completion of the shared corpus (240 real DeepHermes-3 3B answers, in groups of 4):
+For each completion of the corpus in tests/data/ (240 real DeepHermes-3 3B answers, in groups of 4):
 tokenize the conversation for the trainer, score it, assemble the group and write it as a JSONL
 line, exactly as `process` and `serve` do (metric_cards.groups + the env's JSONL writer).
 Uses the embedded model's real tokenizer (SmolLM2, built from the GGUF) when it is installed,
@@ -19,12 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import machine
+from benchlib import CORPUS, machine, use_test_helpers
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-CORPUS = REPO.parent / "shared" / "corpus" / "deephermes3_3b_metric_cards.jsonl"
 
 
 def load_tokenizer():
@@ -38,7 +35,7 @@ def load_tokenizer():
             tokenizer_dir_for_gguf(default_model_path())
         )
     except Exception as exc:  # the embedded model is not installed: fall back
-        sys.path.insert(0, str(REPO / "tests"))
+        use_test_helpers()
         from tiny_tokenizer import build_tiny_tokenizer
 
         from metric_cards.catalog import SYSTEM_PROMPT
@@ -51,9 +48,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20, help="passes over the corpus")
     args = parser.parse_args()
-    if not CORPUS.exists():
-        print(f"shared corpus not found at {CORPUS}", file=sys.stderr)
-        return 2
 
     from metric_cards.adjustments import AdjustmentConfig
     from metric_cards.catalog import parse_request

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the reward as a library: completions scored per second on one core.
 
-Input: the shared corpus (../shared/corpus/deephermes3_3b_metric_cards.jsonl, 240 real
+Input: the corpus (tests/data/deephermes3_3b_metric_cards.jsonl, 240 real
 completions), or any JSONL of {"prompt", "completion"} given with --input. For reference it also
 times `json.loads` alone and Pydantic validation alone (`MetricCard.model_validate_json`) on the
 same completions. Time is this thread's CPU time (`time.thread_time`), pinned to one CPU, and
@@ -18,7 +18,7 @@ that no completion decides: the Lucide icon set, and the per-metric and per-peri
 metrics, 25 periods; built once per process like the compiled regexes). "warm" keeps everything,
 as a long training run would once it has seen the common strings.
 
-    python scripts/bench_scorer.py                 # shared corpus, 7 repeats
+    python scripts/bench_scorer.py                 # the corpus, 7 repeats
     python scripts/bench_scorer.py --passes 20 --repeats 9
 """
 
@@ -34,17 +34,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchlib import machine
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchlib import CORPUS, machine
 
 from metric_cards import extraction, icons, scoring  # noqa: E402
 from metric_cards.catalog import Request, parse_request  # noqa: E402
 from metric_cards.schema import MetricCard  # noqa: E402
 from metric_cards.scoring import score_completion  # noqa: E402
 
-DEFAULT_INPUT = ROOT.parent / "shared" / "corpus" / "deephermes3_3b_metric_cards.jsonl"
+DEFAULT_INPUT = CORPUS
 TARGET_PER_SECOND = 60_000
 
 

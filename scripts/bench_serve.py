@@ -29,11 +29,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from benchlib import machine
+from benchlib import machine, use_test_helpers
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+use_test_helpers()
 
 from conftest import env_subprocess_env  # noqa: E402
 from fake_openai import FakeOpenAIServer  # noqa: E402

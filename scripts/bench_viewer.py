@@ -1,7 +1,7 @@
 """Viewer benchmark: render a big rollout file and open it in headless Chromium.
 
 Builds a rollout file in our format (docs/rollout-format.md) of --groups groups of --k rollouts
-from the shared corpus (real DeepHermes-3 3B completions, scored with the real scorer, with token
+from tests/data/ (real DeepHermes-3 3B completions, scored with the real scorer, with token
 and mask arrays of realistic length, every 40th rollout cut off as a truncated one), then measures
 
 * render: `metric_cards.viewer.render_html` wall time (read + extract + write), best of --repeat;
@@ -28,12 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine
+from benchlib import CORPUS, machine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-CORPUS = REPO.parent / "shared" / "corpus" / "deephermes3_3b_metric_cards.jsonl"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -182,10 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="write the files here instead of a temp dir")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium part")
     args = parser.parse_args(argv)
-    if not CORPUS.exists():
-        print(f"error: shared corpus not found at {CORPUS}", file=sys.stderr)
-        return 2
-
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

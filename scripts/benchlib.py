@@ -1,14 +1,29 @@
-"""Shared helpers of the benchmark scripts: one description of the machine they ran on.
+"""Shared helpers of the benchmark scripts: where the corpus is, the test helpers they reuse, and
+one description of the machine they ran on.
 
 The scripts import it as `from benchlib import machine`: `python scripts/bench_x.py` puts
-scripts/ first on sys.path.
+scripts/ first on sys.path. The `metric_cards` package itself comes from the installed project
+(`pip install -e .`, done by scripts/setup.sh).
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+# The 240 real DeepHermes-3 3B completions (tests/data/README.md says where they come from).
+CORPUS = TESTS / "data" / "deephermes3_3b_metric_cards.jsonl"
+
+
+def use_test_helpers() -> None:
+    """Make tests/ importable (fake_openai, tiny_tokenizer, serve_harness, ...): the benchmarks
+    drive the same stand-in servers as the tests."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
 
 
 def cpu_model() -> str:

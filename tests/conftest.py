@@ -1,5 +1,9 @@
-"""Shared fixtures: paths, the shared corpus, a locally trained tokenizer, the fake OpenAI server,
-and a runner for the env's CLI as a real subprocess."""
+"""Shared fixtures: paths, the corpus, a locally trained tokenizer, the fake OpenAI server, and a
+runner for the env's CLI as a real subprocess.
+
+tests/ is on sys.path (pyproject's pytest `pythonpath`), so helpers such as fake_openai and
+tiny_tokenizer import by name.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAIServer
+from tiny_tokenizer import build_tiny_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
-SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "deephermes3_3b_metric_cards.jsonl"
+# The 240 real DeepHermes-3 3B completions (tests/data/README.md says where they come from).
+CORPUS = TESTS / "data" / "deephermes3_3b_metric_cards.jsonl"
 
-sys.path.insert(0, str(TESTS))  # tests/ helpers (fake_openai, tiny_tokenizer) import by name
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from fake_openai import FakeOpenAIServer  # noqa: E402
-from tiny_tokenizer import build_tiny_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +33,8 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def corpus_rows() -> list[dict]:
-    """The 240 real DeepHermes-3 3B completions from ../shared (read-only, never copied)."""
-    if not SHARED_CORPUS.exists():
-        pytest.skip(f"shared corpus not found at {SHARED_CORPUS} (../shared is absent)")
-    with SHARED_CORPUS.open(encoding="utf-8") as handle:
+    """The 240 real DeepHermes-3 3B completions of the corpus (read-only)."""
+    with CORPUS.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
@@ -42,8 +43,7 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from metric_cards.catalog import SYSTEM_PROMPT, TEMPLATES
 
     corpus = [SYSTEM_PROMPT] * 4 + list(TEMPLATES) * 4
-    if SHARED_CORPUS.exists():
-        corpus += SHARED_CORPUS.read_text(encoding="utf-8").splitlines()[:60]
+    corpus += CORPUS.read_text(encoding="utf-8").splitlines()[:60]
     return build_tiny_tokenizer(tmp_path_factory.mktemp("tiny_tokenizer"), corpus)
 
 
