@@ -186,6 +186,8 @@ class FakeOpenAIServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as vLLM and llama.cpp's server do
+
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
 
