@@ -91,6 +91,13 @@ def mixed_completions(prompt: str, index: int) -> tuple[str, str]:
     return variants[index % len(variants)]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default backlog of 5 drops connections when many requests arrive at once (the client
+    # then retries a second later), which would hide the env's concurrency.
+    request_queue_size = 128
+
+
 # Broken answers `fail_next` can inject besides HTTP statuses.
 FAULTS = ("not-json", "no-choices", "null-message", "reset")
 
@@ -116,8 +123,7 @@ class FakeOpenAIServer:
         self.delay = 0.0  # seconds to sleep before answering a chat call
         self._counter = itertools.count()
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
