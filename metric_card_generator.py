@@ -355,7 +355,7 @@ def _checked(command: type) -> type:
     """atroposlib's command, with the YAML file checked first and its config dump behind
     --verbose (the config always goes to the log)."""
 
-    class Command(command):  # type: ignore[valid-type, misc]
+    class Command(command):
         verbose: bool = False  # print the full configuration (`--verbose` alone is enough)
 
         def run(self) -> None:

@@ -153,7 +153,10 @@ def build_tokenizer(gguf_path: str | os.PathLike[str]) -> Any:
 
     vocab = {tok: i for i, tok in enumerate(tokens)}
     # Byte-level tokens never contain a raw space, so the single space separates the pair.
-    merges = [tuple(m.split(" ", 1)) for m in merges_raw]
+    merges: list[tuple[str, str]] = []
+    for merge in merges_raw:
+        left, _, right = merge.partition(" ")
+        merges.append((left, right))
     bpe = models.BPE(
         vocab=vocab,
         merges=merges,

@@ -254,8 +254,9 @@ class EmbeddedServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        crashed = self.process is not None and self.process.poll() is not None
-        message = self._describe_exit(self.process.returncode, "while serving") if crashed else ""
+        code = self.process.poll() if self.process is not None else None
+        crashed = code is not None
+        message = self._describe_exit(code, "while serving") if crashed else ""
         self.stop()
         if crashed:
             if exc is None:

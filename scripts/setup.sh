@@ -12,6 +12,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install -r requirements.txt
+# The project itself, editable: `metric-cards` on PATH, and scripts/ import the package from here.
+"$VENV/bin/python" -m pip install --quiet --no-deps -e .
 
 # llama.cpp's default build uses -march=native and dies with SIGILL on CPUs that lack what the
 # build machine had; these flags give a portable AVX2 build. --no-cache-dir: never reuse a wheel
