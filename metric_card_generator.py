@@ -19,29 +19,28 @@ prepare_environment()
 import asyncio
 import logging
 import time
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import wandb
-from atroposlib.envs import base as atropos_base
 from atroposlib.envs.base import APIServerConfig, BaseEnv
 
 from metric_cards import process_loop
 from metric_cards.catalog import Request, TrainingPrompts, eval_requests
-from metric_cards.env_config import (
-    MetricCardEnvConfig,
-    check_yaml_config,
-    normalize_argv,
+from metric_cards.env_config import MetricCardEnvConfig, checked_command, normalize_argv
+from metric_cards.groups import (
+    ScoredRollout,
+    build_group,
+    eval_sample,
+    prompt_messages,
+    tokenize_and_score,
 )
-from metric_cards.groups import ScoredRollout, build_group, prompt_messages, tokenize_and_score
 from metric_cards.io_utils import JsonlGroupWriter
 from metric_cards.local_server import (
     EMBEDDED,
     check_embedded_tokenizer,
     resolve_inference_servers,
 )
-from metric_cards.process_loop import Step
+from metric_cards.process_loop import Step, groups_in_flight
 from metric_cards.run_stats import RolloutStats
 from metric_cards.runtime import (
     FatalEnvError,
@@ -54,8 +53,6 @@ from metric_cards.serve_api import AtroposApiMixin
 from metric_cards.tokenization import ChatTokenizer
 
 logger = logging.getLogger("metric_card_generator")
-
-EXTERNAL_SERVER_CONCURRENCY = 8  # default groups in flight for a server given by --openai.base_url
 
 
 class MetricCardEnv(AtroposApiMixin, BaseEnv):
@@ -79,8 +76,9 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
             config, configs
         )
         per_group = config.group_size if self.one_choice_per_request else 1
+        in_flight = groups_in_flight(config, self.embedded_server is not None)
         for server in configs:  # room for every request of every group in flight
-            wanted = self._concurrency(config) * per_group
+            wanted = in_flight * per_group
             server.num_max_requests_at_once = max(server.num_max_requests_at_once, wanted)
         output = config.data_path_to_save_groups
         config.data_path_to_save_groups = None  # atroposlib would create the file right away
@@ -98,10 +96,8 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         except BaseException:
             self.stop_embedded_server()
             raise
-        config.data_path_to_save_groups = output
-        self.jsonl_writer = JsonlGroupWriter(output) if output else None
-        if output:
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
+        self.jsonl_writer = JsonlGroupWriter.beside_existing(output) if output else None
+        config.data_path_to_save_groups = self.jsonl_writer.path if self.jsonl_writer else None
         self.server_watches = [w for s in self.server.servers if (w := watch_server(s))]
         self.chat_tokenizer = ChatTokenizer(self.tokenizer)
         self.window_stats = RolloutStats()
@@ -247,13 +243,7 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
                 failures.append(error)
                 continue
             stats.add_group([rollout])
-            samples.append({
-                "prompt": request.prompt, "completion": rollout.messages[-1]["content"],
-                "request": request.to_dict(), "score": rollout.score,
-                "layers": rollout.result.layers, "problems": rollout.result.problems,
-                "finish_reason": rollout.finish_reason,
-                "completion_tokens": rollout.completion_tokens,
-            })  # fmt: skip
+            samples.append(eval_sample(request, rollout))
         if not samples:
             raise FatalEnvError(
                 f"evaluation failed: none of {len(self.eval_set)} requests succeeded; first "
@@ -281,38 +271,18 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
             metrics.update(self.eval_metrics)
             self.eval_metrics = {}
         if self.config.use_wandb and wandb.run is not None and self.window_stats.examples:
-            table = wandb.Table(
-                columns=["kind", "score", "prompt", "completion", "layers", "problems"]
-            )
-            for (
-                kind,
-                score,
-                prompt,
-                completion,
-                layers,
-                problems,
-            ) in self.window_stats.best_and_worst():
-                table.add_data(kind, score, prompt, completion, str(layers), "; ".join(problems))
-            metrics["train/best_and_worst_rollouts"] = table
+            metrics["train/best_and_worst_rollouts"] = self.window_stats.wandb_table()
         self.window_stats = RolloutStats()
         if self.config.use_wandb and wandb.run is None:
             return  # serve before wandb.init, or wandb disabled for evaluate
         await super().wandb_log(metrics)
 
     # --- the three commands: atroposlib's entry points, with the embedded server stopped at the end
-    def _concurrency(self, config: MetricCardEnvConfig) -> int:
-        if config.process_concurrency is not None:
-            return config.process_concurrency
-        return 1 if self.embedded_server is not None else EXTERNAL_SERVER_CONCURRENCY
-
     async def process_manager(self) -> None:
         self.config.group_size = self.group_size_to_process
-        concurrency = self._concurrency(self.config)
-        model = self.server.servers[0].config
-        where = "embedded llama.cpp server" if self.embedded_server else "server"
         try:
             await process_loop.process(
-                self, concurrency, f"{model.model_name} ({where} at {model.base_url})",
+                self, groups_in_flight(self.config, self.embedded_server is not None),
                 lambda: wandb.init(
                     project="metric-card-generator", name=self.config.wandb_name,
                     config=self.config.model_dump(mode="json"),
@@ -343,46 +313,13 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
 
     @classmethod
     def cli(cls) -> None:
-        subcommands = {
-            "serve": _checked(cls.get_cli_serve_config_cls()),
-            "process": _checked(cls.get_cli_process_config_cls()),
-            "evaluate": _checked(cls.get_cli_evaluate_config_cls()),
+        commands = {
+            "serve": cls.get_cli_serve_config_cls(),
+            "process": cls.get_cli_process_config_cls(),
+            "evaluate": cls.get_cli_evaluate_config_cls(),
         }
-        run_cli(subcommands, f"CLI for {cls.__name__}", normalize_argv)
-
-
-def _checked(command: type) -> type:
-    """atroposlib's command, with the YAML file checked first and its config dump behind
-    --verbose (the config always goes to the log)."""
-
-    class Command(command):
-        verbose: bool = False  # print the full configuration (`--verbose` alone is enough)
-
-        def run(self) -> None:
-            if self.config is not None:
-                check_yaml_config(self.config)
-            with _config_dump(self.verbose):
-                super().run()
-
-    Command.__name__ = command.__name__
-    Command.__doc__ = command.__doc__
-    return Command
-
-
-@contextmanager
-def _config_dump(verbose: bool):
-    original = atropos_base.rprint
-
-    def dump(*objects: Any, **kwargs: Any) -> None:
-        logger.info("configuration: %s", objects)
-        if verbose:
-            original(*objects, **kwargs)
-
-    atropos_base.rprint = dump
-    try:
-        yield
-    finally:
-        atropos_base.rprint = original
+        checked = {name: checked_command(command) for name, command in commands.items()}
+        run_cli(checked, f"CLI for {cls.__name__}", normalize_argv)
 
 
 if __name__ == "__main__":

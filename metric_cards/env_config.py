@@ -11,14 +11,18 @@ reads it (syntax errors, a list instead of a mapping, misspelt keys).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import re
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+from atroposlib.envs import base as atropos_base
 from atroposlib.envs.base import APIServerConfig, BaseEnvConfig
 from pydantic import ConfigDict, Field, model_validator
 
@@ -31,6 +35,7 @@ from metric_cards.serve_api import ServeConfig
 # Top-level sections of an atroposlib YAML config file.
 YAML_SECTIONS = ("env", "openai", "slurm", "testing")
 
+logger = logging.getLogger("metric_card_generator")
 _NEGATIVE_NUMBER = re.compile(r"-(\d|\.\d|inf\b|nan\b)", re.IGNORECASE)
 
 
@@ -197,3 +202,39 @@ def _check_keys(path: str | Path, section: str, value: Any, fields: dict[str, An
             f"{path}: unknown key(s) in {section!r}: {', '.join(map(repr, unknown))} "
             f"(see --help for the {section}.* options)"
         )
+
+
+def checked_command(command: type) -> type:
+    """atroposlib's command, with the YAML file checked first and its config dump behind
+    --verbose (the config always goes to the log)."""
+
+    class Command(command):
+        verbose: bool = False  # print the full configuration (`--verbose` alone is enough)
+
+        def run(self) -> None:
+            if self.config is not None:
+                check_yaml_config(self.config)
+            with config_dump(self.verbose):
+                super().run()
+
+    Command.__name__ = command.__name__
+    Command.__doc__ = command.__doc__
+    return Command
+
+
+@contextlib.contextmanager
+def config_dump(verbose: bool) -> Iterator[None]:
+    """atroposlib prints every config field before a run; show that only with --verbose, and
+    always send it to the log."""
+    original = atropos_base.rprint
+
+    def dump(*objects: Any, **kwargs: Any) -> None:
+        logger.info("configuration: %s", objects)
+        if verbose:
+            original(*objects, **kwargs)
+
+    atropos_base.rprint = dump
+    try:
+        yield
+    finally:
+        atropos_base.rprint = original

@@ -79,6 +79,20 @@ def tokenize_and_score(
     )
 
 
+def eval_sample(request: Request, rollout: ScoredRollout) -> dict[str, Any]:
+    """One line of `evaluate`'s samples.jsonl."""
+    return {
+        "prompt": request.prompt,
+        "completion": rollout.messages[-1]["content"],
+        "request": request.to_dict(),
+        "score": rollout.score,
+        "layers": rollout.result.layers,
+        "problems": rollout.result.problems,
+        "finish_reason": rollout.finish_reason,
+        "completion_tokens": rollout.completion_tokens,
+    }
+
+
 def build_group(request: Request | None, rollouts: list[ScoredRollout]) -> dict[str, Any]:
     """The ScoredDataGroup for atroposlib plus our `metric_card` block (ignored by the API)."""
     return {

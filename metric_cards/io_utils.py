@@ -150,6 +150,18 @@ class JsonlGroupWriter:
         self.lines = 0
         self._file: IO[str] | None = None
 
+    @classmethod
+    def beside_existing(cls, path: str | os.PathLike[str]) -> JsonlGroupWriter:
+        """A writer for `path`, or for `name_1.jsonl`, `name_2.jsonl`, ... when it exists (as
+        atroposlib names its outputs): an earlier run's file is never overwritten."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        candidate, counter = target, 1
+        while candidate.exists() or candidate.is_symlink():
+            candidate = target.with_stem(f"{target.stem}_{counter}")
+            counter += 1
+        return cls(candidate)
+
     def write(self, group: Any) -> None:
         line = json.dumps(group, ensure_ascii=False, separators=(",", ":"))
         try:
@@ -157,7 +169,8 @@ class JsonlGroupWriter:
         except UnicodeEncodeError:
             line = json.dumps(group, ensure_ascii=True, separators=(",", ":"))
         if self._file is None:
-            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            # "x": fail rather than overwrite a file that appeared since the name was chosen.
+            self._file = open(self.path, "x", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._file.write(line + "\n")
         self._file.flush()
         self.lines += 1

@@ -28,6 +28,17 @@ from metric_cards.sampling import RequestFailedError
 
 logger = logging.getLogger("metric_card_generator")
 
+# Default groups in flight for a server given by --openai.base_url (the embedded llama.cpp server
+# has a single slot: 1).
+EXTERNAL_SERVER_CONCURRENCY = 8
+
+
+def groups_in_flight(config: Any, embedded: bool) -> int:
+    """`--env.process_concurrency`, else the default for the kind of server."""
+    if config.process_concurrency is not None:
+        return int(config.process_concurrency)
+    return 1 if embedded else EXTERNAL_SERVER_CONCURRENCY
+
 
 @dataclass(frozen=True)
 class Step:
@@ -117,9 +128,12 @@ async def run_groups(
     return committed
 
 
-def header(env: Any, concurrency: int, server: str) -> str:
+def header(env: Any, concurrency: int) -> str:
     """The few lines `process` prints before its progress bar."""
     config = env.config
+    model = env.server.servers[0].config
+    where = "embedded llama.cpp server" if env.embedded_server else "server"
+    server = f"{model.model_name} ({where} at {model.base_url})"
     out = config.data_path_to_save_groups
     return "\n".join(
         [
@@ -174,12 +188,12 @@ def print_summary(env: Any, seconds: float, html_path: str | None) -> None:
     print(f"viewer:   {html_path or '(none: no groups were written)'}", flush=True)
 
 
-async def process(env: Any, concurrency: int, server: str, start_wandb: Any) -> None:
+async def process(env: Any, concurrency: int, start_wandb: Any) -> None:
     """The whole `process` command after the env is built: header, setup, groups, viewer,
     summary. `start_wandb()` is called after setup when wandb is on."""
     from tqdm import tqdm
 
-    print(header(env, concurrency, server), flush=True)
+    print(header(env, concurrency), flush=True)
     started = time.monotonic()
     await env.setup()
     if env.config.use_wandb:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 from metric_cards.groups import ScoredRollout
 
@@ -85,6 +86,15 @@ class RolloutStats:
             out[f"{prefix}/within_group_score_std"] = statistics.fmean(self.group_stds)
             out[f"{prefix}/groups_without_score_spread"] = float(self.no_spread_groups)
         return out
+
+    def wandb_table(self) -> Any:
+        """The best and worst rollouts as a wandb.Table (the env logs it with its metrics)."""
+        import wandb
+
+        table = wandb.Table(columns=["kind", "score", "prompt", "completion", "layers", "problems"])
+        for kind, score, prompt, completion, layers, problems in self.best_and_worst():
+            table.add_data(kind, score, prompt, completion, str(layers), "; ".join(problems))
+        return table
 
     def best_and_worst(self) -> list[tuple[str, float, str, str, dict[str, float], list[str]]]:
         ranked = sorted(self.examples, key=lambda e: e[0])
