@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from metric_cards.groups import ScoredRollout
-from metric_cards.run_stats import RolloutStats
+from metric_cards.run_stats import LAYERS, RolloutStats
 from metric_cards.runtime import FatalEnvError
 from metric_cards.sampling import RequestFailedError
 
@@ -176,7 +176,7 @@ def print_summary(env: Any, seconds: float, html_path: str | None) -> None:
     table.add_row("groups written", f"{stats.groups} x {env.config.group_size} rollouts")
     table.add_row("valid JSON", f"{metrics.get('run/percent_valid_json', 0):.1f}%")
     table.add_row("mean score", f"{metrics.get('run/mean_score', 0):.3f}")
-    for layer in ("validity", "schema", "semantic", "formatting"):
+    for layer in LAYERS:
         table.add_row(f"  mean {layer}", f"{metrics.get(f'run/{layer}_mean', 0):.3f}")
     table.add_row("within-group score std", f"{metrics.get('run/within_group_score_std', 0):.3f}")
     table.add_row("truncated", f"{metrics.get('run/percent_truncated', 0):.1f}%")

@@ -12,9 +12,10 @@ import pytest
 from conftest import REPO, env_subprocess_env, run_score_cli
 from transformers import AutoTokenizer
 
+from metric_cards import run_stats
 from metric_cards.catalog import SYSTEM_PROMPT, eval_requests, parse_request
 
-LAYERS = {"validity", "schema", "semantic", "formatting"}
+LAYERS = set(run_stats.LAYERS)
 
 
 def process_args(out: Path, server_url: str, tokenizer: Path, groups: int, k: int) -> list[str]:
