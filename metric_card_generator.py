@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from metric_cards.runtime import prepare_environment, quiet_interrupts
 
-quiet_interrupts()  # before the imports below, which take seconds
+if __name__ == "__main__":
+    quiet_interrupts()  # before the imports below, which take seconds
 prepare_environment()
 
 import asyncio
