@@ -120,6 +120,7 @@ class FakeOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         # What to answer the next chat calls with: an HTTP status (int) or one of FAULTS.
         self.fail_next: list[int | str] = []
+        self.fail_seeds: set[int] = set()  # requests with one of these seeds get HTTP 500
         self.delay = 0.0  # seconds to sleep before answering a chat call
         self._counter = itertools.count()
         self._lock = threading.Lock()
@@ -153,6 +154,8 @@ class FakeOpenAIServer:
             self.requests.append(body)
             if self.fail_next:
                 return self.fail_next.pop(0), {"error": {"message": "injected failure"}}
+            if body.get("seed") in self.fail_seeds:
+                return 500, {"error": {"message": "injected failure for this seed"}}
             call = len(self.requests)
             identical = bool(self.identical_every) and call % self.identical_every == 0
             self.identical_answers += identical

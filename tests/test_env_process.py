@@ -13,7 +13,7 @@ from conftest import REPO, env_subprocess_env, run_score_cli
 from transformers import AutoTokenizer
 
 from metric_cards import run_stats
-from metric_cards.catalog import SYSTEM_PROMPT, eval_requests, parse_request
+from metric_cards.catalog import SYSTEM_PROMPT, TrainingPrompts, eval_requests, parse_request
 
 LAYERS = set(run_stats.LAYERS)
 
@@ -239,21 +239,30 @@ def test_same_file_at_concurrency_1_and_4(tmp_path, fake_server, tiny_tokenizer_
     """Groups are written in step order with per-step seeds: the file does not depend on how
     many groups were in flight. Two failed steps are skipped at the same place in both runs."""
     fake_server.delay = 0.05
+    fake_server.fail_seeds = {3 * 2, 3 * 5}  # steps 2 and 5 fail whenever they are asked
     files = []
     for concurrency in (1, 4):
         fake_server.requests.clear()
         out = tmp_path / f"c{concurrency}.jsonl"
         args = process_args(out, fake_server.base_url, tiny_tokenizer_dir, 8, 3)
-        proc = env_runner([*args, "--env.process_concurrency", str(concurrency)], tmp_path)
+        extra = ["--env.process_concurrency", str(concurrency), "--env.request_timeout", "3"]
+        proc = env_runner([*args, *extra], tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"{concurrency} group(s) in flight" in proc.stdout
         files.append(out.read_bytes())
-        steps = sorted(r["seed"] for r in fake_server.requests)
-        assert steps == [3 * i for i in range(8)]  # one request per step, seed = step x K
+        # seed = step x K; failed steps were retried, the others asked once
+        asked = {r["seed"] for r in fake_server.requests}
+        assert asked == {3 * i for i in range(10)}
+        assert (
+            len(fake_server.requests) - 10
+            == sum(r["seed"] in fake_server.fail_seeds for r in fake_server.requests) - 2
+        )
     assert files[0] == files[1]
     groups = [json.loads(line) for line in files[0].decode().splitlines()]
-    assert len(groups) == 8
-    assert len({g["metric_card"]["request"]["prompt"] for g in groups}) == 8
+    stream = TrainingPrompts(0)
+    prompts = [next(stream).prompt for _ in range(10)]
+    written = [g["metric_card"]["request"]["prompt"] for g in groups]
+    assert written == [prompts[i] for i in (0, 1, 3, 4, 6, 7, 8, 9)]  # steps 2 and 5 skipped
 
 
 def test_concurrency_keeps_requests_in_flight(
