@@ -265,38 +265,33 @@ def _object_spans(answer: str) -> list[tuple[int, int]]:
     skipped whole so braces in them do not count. An unmatched `{` (in prose, or an object cut
     off) does not hide the balanced objects after it."""
     closed: list[tuple[int, int, int]] = []  # (start, end, deepest nesting inside)
-    stack: list[list[Any]] = []  # [opening char, start, deepest nesting inside]
-    position = 0
-    while True:
-        if not stack:
-            position = answer.find("{", position)
-            if position == -1:
+    position = answer.find("{")
+    while position != -1:
+        stack: list[list[Any]] = [["{", position, 1]]  # [opening char, start, deepest inside]
+        for token in _INSIDE_TOKEN.finditer(answer, position + 1):
+            char = token.group()[0]
+            if char == '"':
+                continue
+            if char == "{" or char == "[":
+                stack.append([char, token.start(), 1])
+                continue
+            if char == "]" and stack[-1][0] != "[":
+                continue  # a stray "]": not JSON, left for the parser to reject
+            # "}" closes the innermost "{" (a "[" opened inside it was never closed); "]" its "["
+            while True:
+                opener = stack.pop()
+                depth = opener[2]
+                if stack:
+                    stack[-1][2] = max(stack[-1][2], depth + 1)
+                if char == "]" or opener[0] == "{" or not stack:
+                    break
+            if char == "}" and opener[0] == "{":
+                closed.append((opener[1], token.end(), depth))
+            if not stack:  # back in prose
+                position = answer.find("{", token.end())
                 break
-            stack.append(["{", position, 1])
-            position += 1
-            continue
-        token = _INSIDE_TOKEN.search(answer, position)
-        if token is None:
-            break
-        position = token.end()
-        char = token.group()[0]
-        if char == '"':
-            continue
-        if char == "{" or char == "[":
-            stack.append([char, token.start(), 1])
-            continue
-        if char == "]" and stack[-1][0] != "[":
-            continue  # a stray "]": not JSON, left for the parser to reject
-        # "}" closes the innermost "{" (any "[" opened inside it was never closed); "]" its "["
-        while True:
-            opener = stack.pop()
-            depth = opener[2]
-            if stack:
-                stack[-1][2] = max(stack[-1][2], depth + 1)
-            if char == "]" or opener[0] == "{" or not stack:
-                break
-        if char == "}" and opener[0] == "{":
-            closed.append((opener[1], position, depth))
+        else:
+            break  # the text ends inside an object
     # Keep the outermost spans: a span is inside an earlier-starting one if it ends before it.
     closed.sort()
     outermost: list[tuple[int, int]] = []
@@ -475,7 +470,7 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
             literal = _WORDS.get(piece)
             if literal is None and token.end() == text_end:
                 literal = _literal_prefix(piece)  # "tr" cut off at the very end means true
-            out.append(literal or json.dumps(piece))
+            out.append(literal or f'"{piece}"')  # an unquoted key or word: letters, digits, _ $
         elif piece == "{" or piece == "[":
             stack.append(piece)
             if len(stack) > MAX_JSON_DEPTH:
@@ -509,10 +504,18 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
 def _json_string(piece: str) -> str:
     """A quoted string token (either quote, maybe never closed) as a JSON string literal."""
     quote = piece[0]
-    closed = len(piece) > 1 and piece[-1] == quote and _trailing_backslashes(piece[:-1]) % 2 == 0
-    body = piece[1:-1] if closed else piece[1:]
-    if _trailing_backslashes(body) % 2 == 1:
-        body = body[:-1]  # an escape cut off at the very end
+    if "\\" not in piece:
+        if quote == '"' and len(piece) > 1 and piece[-1] == '"' and piece.isprintable():
+            return piece  # already a JSON string
+        closed = len(piece) > 1 and piece[-1] == quote
+        body = piece[1:-1] if closed else piece[1:]
+    else:
+        closed = (
+            len(piece) > 1 and piece[-1] == quote and _trailing_backslashes(piece[:-1]) % 2 == 0
+        )
+        body = piece[1:-1] if closed else piece[1:]
+        if _trailing_backslashes(body) % 2 == 1:
+            body = body[:-1]  # an escape cut off at the very end
     return '"' + _STRING_FIX.sub(_fix_string_part, body) + '"'
 
 
