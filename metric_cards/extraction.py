@@ -52,8 +52,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "MAX_COMPLETION_CHARS",
@@ -71,8 +70,9 @@ MAX_JSON_DEPTH = 64  # a card nests 3 deep (card, props, trend)
 Method = Literal["bare", "fenced", "after_think", "in_prose", "repaired", "none"]
 
 
-@dataclass(frozen=True, slots=True)
-class Extraction:
+class Extraction(NamedTuple):
+    """What extract_json found (immutable; a NamedTuple because one is built per completion)."""
+
     value: Any | None  # the parsed JSON value (a dict for a card) or None when nothing was found
     text: str | None  # the JSON source text as found (fences, <think> blocks and prose stripped)
     method: Method
@@ -162,7 +162,7 @@ def _extract(text: str) -> Extraction:
     ):
         value = _strict_span(stripped, 0, len(stripped))
         if value is not _NO_VALUE:
-            return Extraction(value, stripped, "bare", 0, False, capped=capped)
+            return Extraction(value, stripped, "bare", 0, False, False, capped)
     return _extract_from_answer(text, capped)
 
 
