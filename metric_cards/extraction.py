@@ -52,6 +52,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import deque
 from typing import Any, Literal, NamedTuple
 
 __all__ = [
@@ -263,48 +264,58 @@ def _object_spans(answer: str) -> list[tuple[int, int]]:
 
     One pass: prose (outside any brace) is skipped with str.find; inside braces, strings are
     skipped whole so braces in them do not count. An unmatched `{` (in prose, or an object cut
-    off) does not hide the balanced objects after it."""
-    closed: list[tuple[int, int, int]] = []  # (start, end, deepest nesting inside)
+    off) does not hide the balanced objects after it. The stack is kept as parallel lists of
+    str and int, so a text of 30,000 brackets allocates no containers for the garbage collector
+    to walk."""
+    kinds: list[str] = []  # the open brackets, innermost last
+    starts: list[int] = []  # where each opened
+    deepest: list[int] = []  # the deepest nesting inside each, itself included
+    closed_starts: list[int] = []
+    closed_ends: list[int] = []
+    closed_depths: list[int] = []
     position = answer.find("{")
     while position != -1:
-        stack: list[list[Any]] = [["{", position, 1]]  # [opening char, start, deepest inside]
+        kinds.append("{")
+        starts.append(position)
+        deepest.append(1)
         for token in _INSIDE_TOKEN.finditer(answer, position + 1):
             char = token.group()[0]
             if char == '"':
                 continue
             if char == "{" or char == "[":
-                stack.append([char, token.start(), 1])
+                kinds.append(char)
+                starts.append(token.start())
+                deepest.append(1)
                 continue
-            if char == "]" and stack[-1][0] != "[":
+            if char == "]" and kinds[-1] != "[":
                 continue  # a stray "]": not JSON, left for the parser to reject
             # "}" closes the innermost "{" (a "[" opened inside it was never closed); "]" its "["
             while True:
-                opener = stack.pop()
-                depth = opener[2]
-                if stack:
-                    stack[-1][2] = max(stack[-1][2], depth + 1)
-                if char == "]" or opener[0] == "{" or not stack:
+                kind, start, depth = kinds.pop(), starts.pop(), deepest.pop()
+                if deepest and deepest[-1] <= depth:
+                    deepest[-1] = depth + 1
+                if char == "]" or kind == "{" or not kinds:
                     break
-            if char == "}" and opener[0] == "{":
-                closed.append((opener[1], token.end(), depth))
-            if not stack:  # back in prose
+            if char == "}" and kind == "{":
+                closed_starts.append(start)
+                closed_ends.append(token.end())
+                closed_depths.append(depth)
+            if not kinds:  # back in prose
                 position = answer.find("{", token.end())
                 break
         else:
             break  # the text ends inside an object
     # Keep the outermost spans: a span is inside an earlier-starting one if it ends before it.
-    closed.sort()
     outermost: list[tuple[int, int]] = []
     reach = -1
-    for start, end, depth in closed:
+    for index in sorted(range(len(closed_starts)), key=closed_starts.__getitem__):
+        end = closed_ends[index]
         if end <= reach:
             continue
-        reach = end
-        if depth <= MAX_JSON_DEPTH:
-            outermost.append((start, end))
-        else:  # too deep: neither it nor anything inside it is a card
-            outermost.append((start, -1))
-    return [(start, end) for start, end in outermost if end != -1]
+        reach = end  # a span too deep hides everything inside it too
+        if closed_depths[index] <= MAX_JSON_DEPTH:
+            outermost.append((closed_starts[index], end))
+    return outermost
 
 
 def _first_card(answer: str, spans: list[tuple[int, int]]) -> tuple[int, int, Any] | None:
@@ -452,7 +463,8 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
     dropped), stops where the object closes, and closes it if the text ends first."""
     out: list[str] = []
     stack: list[str] = []
-    commas: list[tuple[int, tuple[str, ...]]] = []  # fallback cut points for cut-off objects
+    # the last few commas, where a cut-off object can be cut if closing it at the end fails
+    commas: deque[tuple[int, str]] = deque(maxlen=_MAX_FALLBACKS)
     end = len(source)
     text_end = len(source.rstrip())
     for token in _REPAIR_TOKEN.finditer(source, start):
@@ -486,7 +498,7 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
                 break
         elif piece == ",":
             if out and out[-1] not in _NO_COMMA_AFTER:
-                commas.append((len(out), tuple(stack)))
+                commas.append((len(out), "".join(stack)))
                 out.append(piece)
         else:
             out.append(piece)
@@ -494,7 +506,7 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
         value = _loads_or_none("".join(out))
         return None if value is _NO_VALUE else (value, end, False)
     # Cut off: close what is open; if that does not parse, back off to earlier commas.
-    for cut, open_stack in [(len(out), tuple(stack)), *reversed(commas[-_MAX_FALLBACKS:])]:
+    for cut, open_stack in [(len(out), "".join(stack)), *reversed(commas)]:
         value = _loads_or_none(_close(out[:cut], open_stack))
         if value is not _NO_VALUE:
             return value, end, True
@@ -560,7 +572,7 @@ def _literal_prefix(token: str) -> str | None:
     return None
 
 
-def _close(pieces: list[str], open_stack: tuple[str, ...]) -> str:
+def _close(pieces: list[str], open_stack: str) -> str:
     """Close a cut-off object: drop a dangling comma or key, then close the open brackets."""
     pieces = list(pieces)
     if pieces and pieces[-1] == ",":
