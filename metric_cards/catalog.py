@@ -126,6 +126,7 @@ class Metric:
     readings: tuple[Reading, ...]  # accepted value forms and realistic ranges
     typical: str  # a realistic value as a dashboard would show it
     trend_max: float = 50.0  # largest realistic |trend.value| (percent change per period)
+    trend_min: float = 0.1  # smallest change a dashboard shows for it (uptime moves by 0.01)
 
 
 def _r(kind: str, low: float, high: float, floor: float, ceiling: float) -> Reading:
@@ -266,11 +267,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("error rate", Unit.PERCENT, Polarity.LOWER_IS_BETTER,
            ("triangle-alert", "circle-alert", "bug", "circle-x", "octagon-alert"),
            ("errors", "failure rate", "error percentage"),
-           (_r("percent", 0.01, 5, 0, 50),), "0.42%"),
+           (_r("percent", 0.01, 5, 0, 50),), "0.42%", trend_min=0.01),
     Metric("uptime percentage", Unit.PERCENT, Polarity.HIGHER_IS_BETTER,
            ("server", "activity", "circle-check", "shield-check", "wifi"),
            ("uptime", "availability", "system uptime", "service availability"),
-           (_r("percent", 95, 100, 80, 100),), "99.95%"),
+           (_r("percent", 95, 100, 80, 100),), "99.95%", trend_min=0.01),
 )  # fmt: skip
 
 METRICS_BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

@@ -249,8 +249,8 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """A realistic non-zero change whose sign agrees with isPositive for the metric's polarity.
 
     0.6·sign + 0.4·size, where sign is 1 when isPositive == (the change is good news) (always 1
-    for a neutral metric) and size is 1 for 0.1 ≤ |change| ≤ the metric's trend_max, 0.5 below
-    0.1, falling linearly to 0 at 3 × trend_max. A flat trend (0) gets 0.3, an absent one 0.3,
+    for a neutral metric) and size is 1 for trend_min ≤ |change| ≤ trend_max (the catalog's, per
+    metric), |change| / trend_min below, falling linearly to 0 at 3 × trend_max. A flat trend (0) gets 0.3, an absent one 0.3,
     the instructions' example (12.5) 0."""
     if card.trend_raw is None:
         return Verdict(ABSENT, ("no trend",))
@@ -264,8 +264,8 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
     problems: list[str] = []
     size = abs(change)
     limit = want.metric.trend_max
-    if size < 0.1:
-        size_credit = 0.5
+    if size < want.metric.trend_min:
+        size_credit = size / want.metric.trend_min
         problems.append(f"trend {change:g} is too small to show")
     elif size <= limit:
         size_credit = 1.0
@@ -355,7 +355,7 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named)
     (in the title or the description), own = 0.5 + 0.25·min(2, content words not in the prompt)
     and copied = clamp((c − 0.3) / 0.4) for c the share of the description's words inside a run
-    of COPY_RUN (5) consecutive words that the prompt also has. 0 when the title or description names
+    of COPY_RUN (6) consecutive words that the prompt also has. 0 when the title or description names
     another period or domain (a comparison's baseline, "down from 3.8% in August", is not a
     mention) or is the instructions' example; 0.3 without a description."""
     request = want.request
@@ -410,6 +410,8 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     if copied_share >= 0.5:
         canaries = ("prompt_copied",)
         problems.append("the description copies the prompt")
+    elif copied > 0.0:
+        problems.append(f"{copied_share:.0%} of the description is copied from the prompt")
     return Verdict(named * own * (1.0 - copied), tuple(problems), canaries)
 
 

@@ -92,7 +92,7 @@ def _size(key: Any) -> int:
 
 # --- what was asked ---
 
-COPY_RUN = 5  # consecutive words shared with the prompt that count as copied from it
+COPY_RUN = 6  # consecutive words shared with the prompt that count as copied from it
 
 
 @dataclass(frozen=True, slots=True)
