@@ -8,10 +8,11 @@
 
 Combination (weights normalised by their sum; docs/reward.md has the rubric and examples):
 
-    base  = w_validity·V + w_schema·S + w_semantic·M + w_formatting·F·S       (0 when V = 0)
+    base  = w_validity·V + w_schema·S + (w_semantic·M + w_formatting·F)·S     (0 when V = 0)
     score = base × (1 − off_topic_cost·(1 − title)) × (repaired_factor if repaired else 1)
 
-Formatting counts as far as the answer is a card (·S). A card whose title does not name the asked
+What the card says and how tidily count as far as it renders as a card (·S: a wrong
+componentType renders nothing). A card whose title does not name the asked
 metric answers another question, so its tidiness earns little (the off-topic gate); text that
 `JSON.parse` rejects stays below any strictly valid card of the same content (the repair gate).
 Deterministic and continuous: no randomness, no noise added to spread scores.
@@ -124,8 +125,8 @@ def combine_layers(
     base = (
         weights["validity"] * layers["validity"]
         + weights["schema"] * layers["schema"]
-        + weights["semantic"] * layers["semantic"]
-        + weights["formatting"] * layers["formatting"] * layers["schema"]
+        + (weights["semantic"] * layers["semantic"] + weights["formatting"] * layers["formatting"])
+        * layers["schema"]
     )
     score = base * (1.0 - config.off_topic_cost * (1.0 - title))
     if repaired:

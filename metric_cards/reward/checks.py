@@ -20,6 +20,7 @@ from metric_cards.catalog import (
     DOMAIN_WORDS,
     EXAMPLE_PROPS,
     GENERIC_METRIC_WORDS,
+    METRICS,
     RELATIVE_FITS,
     TITLE_QUALIFIERS,
     Metric,
@@ -33,7 +34,7 @@ from metric_cards.reward.facts import (
     RequestFacts,
     TitleFacts,
 )
-from metric_cards.reward.mentions import PeriodMention, singular, words_of
+from metric_cards.reward.mentions import PeriodMention, metric_phrases, singular, words_of
 from metric_cards.reward.quantity import Quantity, read_quantity
 
 __all__ = [
@@ -74,8 +75,9 @@ _DOMAIN_WORD_SETS = {
 def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """The title names the asked metric (its name or an alias, singular or plural) and no other.
 
-    1 − 0.1·max(0, padding − 1), at least 0.3, when it names the metric, where padding counts
-    words that are neither the metric, a usual qualifier ("Total", "Avg") nor the domain;
+    1 − 0.1·padding, at least 0.3, when it names the metric, where padding counts words that
+    are neither the metric, a usual qualifier ("Total", "Avg") nor the domain (the period
+    belongs in the description);
     0 when it names any other catalog metric (even beside the asked one);
     otherwise 0.4 × the share of the metric's distinctive words it contains."""
     title = card.title
@@ -102,10 +104,10 @@ def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
             for word in title.loose_words
             if word not in TITLE_QUALIFIERS and word not in domain_words
         )
-        if padding <= 1:
+        if not padding:
             return Verdict(1.0)
         return Verdict(
-            max(0.3, 1.0 - 0.1 * (padding - 1)),
+            max(0.3, 1.0 - 0.1 * padding),
             (f"title {card.title_raw!r} has {padding} words beyond the metric's name",),
         )
     distinctive = [singular(w) for w in words_of(name) if w not in GENERIC_METRIC_WORDS]
@@ -248,8 +250,8 @@ def magnitude_check(card: CardFacts, want: RequestFacts) -> Verdict:
 def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """A realistic non-zero change whose sign agrees with isPositive for the metric's polarity.
 
-    0.6·sign + 0.4·size, where sign is 1 when isPositive == (the change is good news) (always 1
-    for a neutral metric) and size is 1 for trend_min ≤ |change| ≤ trend_max (the catalog's, per
+    sign × (0.6 + 0.4·size), where sign is 1 when isPositive == (the change is good news) (always
+    1 for a neutral metric; a wrong isPositive shows good news as bad: 0) and size is 1 for trend_min ≤ |change| ≤ trend_max (the catalog's, per
     metric), |change| / trend_min below, falling linearly to 0 at 3 × trend_max. A flat trend (0) gets 0.3, an absent one 0.3,
     the instructions' example (12.5) 0."""
     if card.trend_raw is None:
@@ -288,7 +290,7 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
                 f"{'rise' if change > 0 else 'fall'} in {want.metric.name} is "
                 f"{'good' if good_news else 'bad'} news"
             )
-    return Verdict(0.6 * sign + 0.4 * size_credit, tuple(problems))
+    return Verdict(sign * (0.6 + 0.4 * size_credit), tuple(problems))
 
 
 # --- icon ---
@@ -352,8 +354,9 @@ def period_fit(want: PeriodWanted, mention: PeriodMention) -> bool | None:
 def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """The description is the model's own sentence naming the asked period and domain.
 
-    named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named)
-    (in the title or the description), own = 0.5 + 0.25·min(2, content words not in the prompt)
+    named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named),
+    halved when the description names another metric by its full catalog name
+    (in the title or the description), own = 0.4 + 0.3·min(2, content words not in the prompt)
     and copied = clamp((c − 0.3) / 0.4) for c the share of the description's words inside a run
     of COPY_RUN (6) consecutive words that the prompt also has. 0 when the title or description names
     another period or domain (a comparison's baseline, "down from 3.8% in August", is not a
@@ -400,8 +403,12 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     if not domain_named:
         problems.append(f"the card does not name the domain ({domain})")
     named = 0.3 + 0.35 * period_named + 0.35 * domain_named
+    other = _other_metric_named(description.words, want.metric.name)
+    if other:
+        named *= 0.5
+        problems.append(f"the description names {other}, another metric")
     new_words = sum(1 for word in description.content_words if word not in want.prompt_words)
-    own = 0.5 + 0.25 * min(2, new_words)
+    own = 0.4 + 0.3 * min(2, new_words)
     if new_words < 2:
         problems.append("the description only repeats the request's words")
     copied_share = _copied_share(description.words, want.prompt_runs)
@@ -413,6 +420,23 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     elif copied > 0.0:
         problems.append(f"{copied_share:.0%} of the description is copied from the prompt")
     return Verdict(named * own * (1.0 - copied), tuple(problems), canaries)
+
+
+def _other_metric_named(words: tuple[str, ...], name: str) -> str:
+    """A catalog metric the description names by its full name (of two or more words: "revenue"
+    or "sales" also describe other metrics), other than the asked one; "" when none."""
+    for start, end, metrics in metric_phrases(list(words)):
+        if name in metrics:
+            continue
+        for metric in metrics:
+            if _MULTIWORD_NAMES.get(metric) == words[start:end]:
+                return metric
+    return ""
+
+
+_MULTIWORD_NAMES = {
+    m.name: tuple(singular(w) for w in words_of(m.name)) for m in METRICS if " " in m.name
+}
 
 
 def _copied_share(words: tuple[str, ...], prompt_runs: frozenset[tuple[str, ...]]) -> float:
