@@ -99,7 +99,12 @@ def score_completion(
     not_strict = extraction.repaired or opens_with_comment(text)
     canaries["repaired_json"] = not_strict
     canaries["prose_before_card"] = _prose_before_card(text, extraction)
-    layers = {"validity": validity, "schema": schema, "semantic": semantic, "formatting": formatting}
+    layers = {
+        "validity": validity,
+        "schema": schema,
+        "semantic": semantic,
+        "formatting": formatting,
+    }
     title = verdicts["title"].score if verdicts else 1.0
     return ScoreResult(
         combine_layers(layers, config, title=title, repaired=not_strict),

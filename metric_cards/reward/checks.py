@@ -56,6 +56,7 @@ class Verdict(NamedTuple):
     canaries: tuple[str, ...] = ()
 
 
+NO_CHANGE = 0.25  # a flat or absent trend: says nothing, so below a change of either sign
 ABSENT = 0.3  # an optional prop left out: the instructions ask for it, so it is not free
 _EXAMPLE_VALUE = read_quantity(EXAMPLE_PROPS["value"]).number  # 12345
 # The example's number, and the same digits read with "." as a thousands mark ("$12.345")
@@ -213,9 +214,7 @@ def value_check(card: CardFacts, want: RequestFacts) -> Verdict:
     name = want.metric.name
     if reading is None:
         wanted = " or ".join(sorted({r.kind for r in want.metric.readings}))
-        return Verdict(
-            0.0, (f"value {raw!r} is not in {name}'s unit ({wanted})",), ("wrong_unit",)
-        )
+        return Verdict(0.0, (f"value {raw!r} is not in {name}'s unit ({wanted})",), ("wrong_unit",))
     if fit < 1.0:
         return Verdict(fit, (f"value {raw!r} lacks its unit ({reading.kind})",))
     if quantity.ungrouped and reading.kind in ("money", "count"):
@@ -250,19 +249,20 @@ def magnitude_check(card: CardFacts, want: RequestFacts) -> Verdict:
 def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """A realistic non-zero change whose sign agrees with isPositive for the metric's polarity.
 
-    sign × (0.6 + 0.4·size), where sign is 1 when isPositive == (the change is good news) (always
-    1 for a neutral metric; a wrong isPositive shows good news as bad: 0) and size is 1 for trend_min ≤ |change| ≤ trend_max (the catalog's, per
-    metric), |change| / trend_min below, falling linearly to 0 at 3 × trend_max. A flat trend (0) gets 0.3, an absent one 0.3,
-    the instructions' example (12.5) 0."""
+    0.6 + 0.4·size when isPositive == (the change is good news) (always, for a neutral metric),
+    0.3 + 0.1·size when it is not (the change shows in the wrong colour), where size is 1 for
+    trend_min ≤ |change| ≤ trend_max (the catalog's, per metric), |change| / trend_min below,
+    falling linearly to 0 at 3 × trend_max. A flat trend (0) or none gets NO_CHANGE (0.25),
+    below any real change; the instructions' example (12.5) gets 0."""
     if card.trend_raw is None:
-        return Verdict(ABSENT, ("no trend",))
+        return Verdict(NO_CHANGE, ("no trend",))
     change = card.trend_value
     if change is None:
         return Verdict(0.0, ("trend.value is not a finite number",))
     if change == _EXAMPLE_TREND:
         return Verdict(0.0, ("trend 12.5 is the instructions' example",), ("example_copied",))
     if change == 0:
-        return Verdict(ABSENT, ("trend is 0: a flat trend says nothing",), ("flat_trend",))
+        return Verdict(NO_CHANGE, ("trend is 0: a flat trend says nothing",), ("flat_trend",))
     problems: list[str] = []
     size = abs(change)
     limit = want.metric.trend_max
@@ -290,17 +290,21 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
                 f"{'rise' if change > 0 else 'fall'} in {want.metric.name} is "
                 f"{'good' if good_news else 'bad'} news"
             )
-    return Verdict(sign * (0.6 + 0.4 * size_credit), tuple(problems))
+    if not sign:  # a change is reported, shown in the wrong colour: above a flat trend
+        return Verdict(0.3 + 0.1 * size_credit, tuple(problems))
+    return Verdict(0.6 + 0.4 * size_credit, tuple(problems))
 
 
 # --- icon ---
 
-_ICON_KIND_FACTOR = {"exact": 1.0, "variant": 0.9, "legacy": 0.85, "alias": 0.75}
+# An exact Lucide name renders; a case/separator variant ("TrendingUp") or one of Lucide's old
+# names renders in most set-ups; another icon set's name ("dollar", "money-bill") does not.
+_ICON_KIND_FACTOR = {"exact": 1.0, "variant": 0.9, "legacy": 0.85, "alias": 0.4}
 
 
 def icon_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """A Lucide icon that fits the metric: one of the catalog's icons for it 1, any other Lucide
-    icon 0.3, times 0.9/0.85/0.75 for a variant spelling/old name/other set's alias; unknown 0;
+    icon 0.3, times 0.9/0.85/0.4 for a variant spelling/old name/other set's alias; unknown 0;
     absent 0.3; the instructions' example ("dollar") 0."""
     raw = card.icon_raw
     if raw is None:
@@ -354,11 +358,11 @@ def period_fit(want: PeriodWanted, mention: PeriodMention) -> bool | None:
 def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """The description is the model's own sentence naming the asked period and domain.
 
-    named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named),
-    halved when the description names another metric by its full catalog name
-    (in the title or the description), own = 0.4 + 0.3·min(2, content words not in the prompt)
-    and copied = clamp((c − 0.3) / 0.4) for c the share of the description's words inside a run
-    of COPY_RUN (6) consecutive words that the prompt also has. 0 when the title or description names
+    named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named)
+    (in the title or the description), halved when the description names another metric by its
+    full catalog name; own = 0.4 + 0.3·min(2, content words not in the prompt); copied =
+    clamp((c − 0.3) / 0.4) for c the share of the description's words inside a run of COPY_RUN
+    (6) consecutive words that the prompt also has. 0 when the title or description names
     another period or domain (a comparison's baseline, "down from 3.8% in August", is not a
     mention) or is the instructions' example; 0.3 without a description."""
     request = want.request
@@ -373,7 +377,8 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
             fit = period_fit(want.period, mention)
             if fit is False:
                 return Verdict(
-                    0.0, (f"the card names {mention.written!r}, but the request is for {request.period}",)
+                    0.0,
+                    (f"the card names {mention.written!r}, not {request.period}",),
                 )
             period_named = period_named or bool(fit)
     domain = request.domain
@@ -383,7 +388,7 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
         for other, written in found.domain_names:
             if other != domain and other not in fits:
                 return Verdict(
-                    0.0, (f"the card names {written!r}, but the request is for {domain}",)
+                    0.0, (f"the card names {written!r}, not {domain}",)
                 )
         domain_named = domain_named or domain in found.domains
     if description is None or not description.words:

@@ -45,7 +45,7 @@ _CLEAN = frozenset({"bare", "fenced"})
 
 
 def is_strict_json(extraction: Extraction) -> bool:
-    """"Valid JSON": a JSON object that JavaScript's JSON.parse accepts as written (no repair).
+    """ "Valid JSON": a JSON object that JavaScript's JSON.parse accepts as written (no repair).
     The one definition behind the run statistics, the process summary and the viewer."""
     return extraction.value.__class__ is dict and not extraction.repaired
 
@@ -142,7 +142,7 @@ def schema_layer(card: Any) -> tuple[float, list[str]]:
     if component != "metricCard":
         # the front end renders nothing for another componentType, a case variant included
         if "componentType" not in card:
-            return 0.0, ['no componentType: the component does not render']
+            return 0.0, ["no componentType: the component does not render"]
         return 0.0, [f'componentType is {component!r}, not "metricCard": nothing renders']
     earned = 1.0
     unknown = [key for key in card if key not in _CARD_KEYS]
@@ -289,7 +289,6 @@ def _trend_shape(props: dict, problems: list[str], unknown: list[str]) -> float:
     return credit
 
 
-
 # --- semantic -------------------------------------------------------------------------------
 
 
@@ -306,13 +305,17 @@ def semantic_layer(
         score, problems = generic_semantic(facts)
         return score, problems, {}
     weights = config.check_weights()
-    verdicts = {name: check(facts, want) for name, check in CHECKS.items()}
+    verdicts = {}
     total = 0.0
     problems = []
-    for name, verdict in verdicts.items():
+    for name, check in CHECKS.items():
+        verdict = check(facts, want)
+        # 6 decimals: 0.3 + 0.35 + 0.35 is 1.0, not 0.9999999999999999
+        verdict = verdict._replace(score=round(verdict.score, 6))
+        verdicts[name] = verdict
         total += weights[name] * verdict.score
         problems.extend(verdict.problems)
-    return total, problems, verdicts
+    return min(1.0, round(total, 6)), problems, verdicts
 
 
 def generic_semantic(facts: CardFacts) -> tuple[float, list[str]]:
@@ -325,10 +328,7 @@ def generic_semantic(facts: CardFacts) -> tuple[float, list[str]]:
         trend = ABSENT
     else:
         trend = 1.0 if facts.trend_value is not None and facts.trend_positive is not None else 0.0
-    if facts.icon_raw is None:
-        icon = ABSENT
-    else:
-        icon = 1.0 if facts.icon is not None else 0.0
+    icon = ABSENT if facts.icon_raw is None else float(facts.icon is not None)
     description = 1.0 if facts.description is not None and facts.description.words else ABSENT
     for name, score in (("title", title), ("value", value), ("trend", trend), ("icon", icon)):
         if score < 1.0:

@@ -44,7 +44,7 @@ _BASELINE_LINKS = frozenset(
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-case words and numbers ("Q3 2023" -> ["q3", "2023"]; "e-commerce" -> ["e", "commerce"])."""
+    """Lower-case words and numbers ("Q3 2023": "q3", "2023"; "e-commerce": "e", "commerce")."""
     return _WORD.findall(text.lower())
 
 
