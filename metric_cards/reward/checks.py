@@ -387,9 +387,7 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     for found in mentions:
         for other, written in found.domain_names:
             if other != domain and other not in fits:
-                return Verdict(
-                    0.0, (f"the card names {written!r}, not {domain}",)
-                )
+                return Verdict(0.0, (f"the card names {written!r}, not {domain}",))
         domain_named = domain_named or domain in found.domains
     if description is None or not description.words:
         return Verdict(ABSENT, ("no description",))
