@@ -11,10 +11,11 @@ timing keeps other processes' load out of the figure as far as possible. The fou
 same machine conditions.
 
 "cold" clears every memo the scorer keeps about what completions contain (the facts of titles,
-values, icons, descriptions and requests in `metric_cards.reward.facts.MEMOS`, and every
+values, icons and descriptions in `metric_cards.reward.facts.CONTENT_MEMOS`, and every
 `lru_cache` in extraction and icons, found by looking, not from a list) before each pass, so only
 repeats *within* one pass of the input are served from memory: a fresh process seeing each
-completion once. It keeps per-process data that no completion decides: the Lucide icon set.
+completion once. It keeps what no completion decides: the Lucide icon set, and the facts of each
+prompt (computed once per prompt and shared by the K completions of its group in the env).
 "warm" keeps everything, as a long training run would once it has seen the common strings.
 
     python scripts/bench_scorer.py                 # shared corpus, 7 repeats
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from metric_cards import extraction, icons  # noqa: E402
 from metric_cards.catalog import Request, parse_request  # noqa: E402
 from metric_cards.reward import score_completion  # noqa: E402
-from metric_cards.reward.facts import MEMOS  # noqa: E402
+from metric_cards.reward import facts  # noqa: E402
 from metric_cards.schema import MetricCard  # noqa: E402
 
 DEFAULT_INPUT = ROOT / "tests" / "data" / "deephermes3_3b_metric_cards.jsonl"
@@ -62,10 +63,10 @@ KEPT_WHEN_COLD = frozenset({"lucide_names", "_legacy_renames", "_svg_markup"})
 
 
 def content_memos() -> dict[str, Callable[[], None]]:
-    """How to clear each content memo, by name: the reward's BoundedMemos (facts.MEMOS) and every
+    """How to clear each content memo, by name: the reward's (facts.CONTENT_MEMOS) and every
     lru_cache in extraction and icons but KEPT_WHEN_COLD."""
     memos: dict[str, Callable[[], None]] = {
-        f"facts.{memo.compute.__name__}": memo.clear for memo in MEMOS
+        f"facts.{memo.compute.__name__}": memo.clear for memo in facts.CONTENT_MEMOS
     }
     for module in (extraction, icons):
         for memo in vars(module).values():
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     cold, warm = figures["scorer, cold memos"], figures["scorer, warm memos"]
     print(f"scorer cost: {loads / warm:.1f}× json.loads warm, {loads / cold:.1f}× cold")
     clear_memos()
-    assert all(not memo.table for memo in MEMOS)
+    assert all(not memo.table for memo in facts.CONTENT_MEMOS)
     for label, rate in (("warm", warm), ("cold", cold)):
         verdict = "meets" if loads / rate <= TARGET_COST else "misses"
         print(f"target ≤ {TARGET_COST:g}× json.loads on one core: {label} {verdict} it")

@@ -34,7 +34,7 @@ from metric_cards.reward.facts import (
     RequestFacts,
     TitleFacts,
 )
-from metric_cards.reward.mentions import PeriodMention, metric_phrases, singular, words_of
+from metric_cards.reward.mentions import PeriodMention, singular, words_of
 from metric_cards.reward.quantity import Quantity, read_quantity
 
 __all__ = [
@@ -391,10 +391,7 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
         domain_named = domain_named or domain in found.domains
     if description is None or not description.words:
         return Verdict(ABSENT, ("no description",))
-    metric_words = {singular(word) for word in words_of(want.metric.name)}
-    title_words = set(card.title.words) if card.title is not None else set()
-    leftover = set(description.words) - metric_words - title_words
-    if "total" in leftover and leftover <= _EXAMPLE_DESCRIPTION:
+    if "total" in description.content_words and _is_example_description(card, want):
         return Verdict(
             0.0,
             (f"description {description.text!r} is the instructions' example",),
@@ -405,16 +402,16 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
         problems.append(f"the card does not name the period ({request.period})")
     if not domain_named:
         problems.append(f"the card does not name the domain ({domain})")
-    named = 0.3 + 0.35 * period_named + 0.35 * domain_named
-    other = _other_metric_named(description.words, want.metric.name)
+    named = (6 + 7 * period_named + 7 * domain_named) / 20  # 0.3 + 0.35 + 0.35, exactly
+    other = _other_metric_named(description.words, description.metrics, want.metric.name)
     if other:
         named *= 0.5
         problems.append(f"the description names {other}, another metric")
-    new_words = sum(1 for word in description.content_words if word not in want.prompt_words)
-    own = 0.4 + 0.3 * min(2, new_words)
+    new_words = len(description.content_words - want.prompt_words)
+    own = (4 + 3 * min(2, new_words)) / 10  # 0.4 + 0.3 per new word, exactly
     if new_words < 2:
         problems.append("the description only repeats the request's words")
-    copied_share = _copied_share(description.words, want.prompt_runs)
+    copied_share = _copied_share(description.words, want)
     copied = min(1.0, max(0.0, (copied_share - 0.3) / 0.4))
     canaries: tuple[str, ...] = ()
     if copied_share >= 0.5:
@@ -425,10 +422,33 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     return Verdict(named * own * (1.0 - copied), tuple(problems), canaries)
 
 
-def _other_metric_named(words: tuple[str, ...], name: str) -> str:
+def _is_example_description(card: CardFacts, want: RequestFacts) -> bool:
+    """The description is "Total <metric> this month" (the instructions' example) in other
+    words: nothing but the example's words, the metric's and the title's."""
+    description = card.description
+    assert description is not None
+    leftover = set(description.words) - _metric_words(want.metric.name)
+    if card.title is not None:
+        leftover.difference_update(card.title.words)
+    return "total" in leftover and leftover <= _EXAMPLE_DESCRIPTION
+
+
+_METRIC_WORDS: dict[str, frozenset[str]] = {}
+
+
+def _metric_words(name: str) -> frozenset[str]:
+    found = _METRIC_WORDS.get(name)
+    if found is None:
+        found = _METRIC_WORDS[name] = frozenset(singular(w) for w in words_of(name))
+    return found
+
+
+def _other_metric_named(
+    words: tuple[str, ...], spans: tuple[tuple[int, int, frozenset[str]], ...], name: str
+) -> str:
     """A catalog metric the description names by its full name (of two or more words: "revenue"
     or "sales" also describe other metrics), other than the asked one; "" when none."""
-    for start, end, metrics in metric_phrases(list(words)):
+    for start, end, metrics in spans:
         if name in metrics:
             continue
         for metric in metrics:
@@ -442,14 +462,20 @@ _MULTIWORD_NAMES = {
 }
 
 
-def _copied_share(words: tuple[str, ...], prompt_runs: frozenset[tuple[str, ...]]) -> float:
+def _copied_share(words: tuple[str, ...], want: RequestFacts) -> float:
     """The share of `words` inside a run of COPY_RUN consecutive words that the prompt also has."""
     if not words:
         return 0.0
+    prompt_words, prompt_runs = want.prompt_words, want.prompt_runs
     covered = 0
     last_covered = -1  # index of the last word counted
-    for start in range(len(words) - COPY_RUN + 1):
-        if words[start : start + COPY_RUN] in prompt_runs:
+    streak = 0  # words in a row, up to here, that the prompt has
+    for at, word in enumerate(words):
+        streak = streak + 1 if word in prompt_words else 0
+        if streak < COPY_RUN:
+            continue
+        start = at - COPY_RUN + 1
+        if words[start : at + 1] in prompt_runs:
             covered += start + COPY_RUN - max(start, last_covered + 1)
             last_covered = start + COPY_RUN - 1
     return covered / len(words)

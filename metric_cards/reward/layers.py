@@ -54,15 +54,15 @@ def is_strict_json(extraction: Extraction) -> bool:
 
 
 def validity_layer(
-    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, completion: str = ""
+    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, *, commented: bool = False
 ) -> tuple[float, list[str]]:
-    """Is there strict JSON to find, and how cleanly? (`completion`: the whole answer, to see a
-    JavaScript comment written before the card.)"""
+    """Is there strict JSON to find, and how cleanly? `commented`: the answer opens with a // or
+    /* comment before the card, which is JSON with comments (JSON.parse rejects it), not prose."""
     method = extraction.method
     if extraction.value is None:
         return 0.0, ["no JSON object found"]
     problems: list[str] = []
-    if extraction.repaired or opens_with_comment(completion):
+    if extraction.repaired or commented:
         score = config.validity_repaired
         problems.append("the JSON is not strict JSON (JSON.parse rejects it) and needed repair")
     elif method in _CLEAN:
@@ -76,16 +76,6 @@ def validity_layer(
         score *= 0.5
         problems.append(f"the JSON is a {_json_type(extraction.value)}, not an object")
     return score, problems
-
-
-def opens_with_comment(completion: str) -> bool:
-    """The answer (after any reasoning block) starts with a // or /* comment: JSON with comments,
-    which JSON.parse rejects, rather than prose around JSON."""
-    answer = completion.lstrip()
-    if answer[:7].lower() == "<think>":
-        end = answer.lower().rfind("</think>")
-        answer = answer[end + len("</think>") :].lstrip() if end >= 0 else ""
-    return answer.startswith(("//", "/*"))
 
 
 def _json_type(value: Any) -> str:
@@ -305,16 +295,14 @@ def semantic_layer(
         score, problems = generic_semantic(facts)
         return score, problems, {}
     weights = config.check_weights()
-    verdicts = {}
+    verdicts = {name: check(facts, want) for name, check in CHECKS.items()}
     total = 0.0
     problems = []
-    for name, check in CHECKS.items():
-        verdict = check(facts, want)
-        # 6 decimals: 0.3 + 0.35 + 0.35 is 1.0, not 0.9999999999999999
-        verdict = verdict._replace(score=round(verdict.score, 6))
-        verdicts[name] = verdict
+    for name, verdict in verdicts.items():
         total += weights[name] * verdict.score
-        problems.extend(verdict.problems)
+        if verdict.problems:
+            problems.extend(verdict.problems)
+    # 6 decimals: 0.3 + 0.35 + 0.35 is 1.0, not 0.9999999999999999
     return min(1.0, round(total, 6)), problems, verdicts
 
 
