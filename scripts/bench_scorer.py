@@ -41,8 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from metric_cards import extraction, icons  # noqa: E402
 from metric_cards.catalog import Request, parse_request  # noqa: E402
-from metric_cards.reward import score_completion  # noqa: E402
-from metric_cards.reward import facts  # noqa: E402
+from metric_cards.reward import facts, score_completion  # noqa: E402
 from metric_cards.schema import MetricCard  # noqa: E402
 
 DEFAULT_INPUT = ROOT / "tests" / "data" / "deephermes3_3b_metric_cards.jsonl"
