@@ -740,7 +740,7 @@ def test_run_stats_report_canary_rates_and_valid_json() -> None:
     def rollout(text: str) -> ScoredRollout:
         result = score(text)
         return ScoredRollout(
-            messages=[{"role": "assistant", "content": text}],
+            messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": text}],
             tokens=[1], masks=[1], result=result, score=result.score, finish_reason="stop",
             completion_tokens=1, adjustments={},
         )  # fmt: skip
