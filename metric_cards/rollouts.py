@@ -17,7 +17,7 @@ Formats:
 * ``legacy`` (the original environment): each rollout's ``messages`` is one decoded string with
   Llama-3 headers (or a one-element list of a user dict holding that string); it is split into
   system/user/assistant, and the request is parsed back from the prompt. Its scores are random,
-  so ``rescore=True`` recomputes them with `metric_cards.scoring.score_completion`.
+  so ``rescore=True`` recomputes them with `metric_cards.reward.score_completion`.
 * ``plain``: structured messages without our ``metric_card`` key (another atroposlib env);
   scores come from ``scores``, layers are unknown.
 
@@ -666,7 +666,7 @@ class RolloutReader:
     def _rescore(self, rollout: Rollout) -> None:
         # Only files without our block: in ours the scores and layers travel in the file.
         if self._score is None:
-            from metric_cards.scoring import score_completion  # the scorer is heavy; lazy
+            from metric_cards.reward import score_completion  # the scorer is heavy; lazy
 
             self._score = score_completion
         result = self._score(rollout.completion, rollout.request, rollout.finish_reason)

@@ -39,7 +39,7 @@ from benchlib import machine
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from metric_cards import extraction, icons, scoring  # noqa: E402
+from metric_cards import extraction, icons  # noqa: E402
 from metric_cards.catalog import Request, parse_request  # noqa: E402
 from metric_cards.schema import MetricCard  # noqa: E402
 from metric_cards.scoring import score_completion  # noqa: E402

@@ -21,7 +21,7 @@ from metric_cards.schema import (
     json_schema,
     schema_text,
 )
-from metric_cards.scoring import schema_layer
+from metric_cards.reward import schema_layer
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "schema" / "metric_card.schema.json"

@@ -273,7 +273,7 @@ def test_scores_come_from_the_file_not_the_scorer(
     def no_scoring(*args: object, **kwargs: object) -> None:
         raise AssertionError("the viewer must not re-score")
 
-    monkeypatch.setattr("metric_cards.scoring.score_completion", no_scoring)
+    monkeypatch.setattr("metric_cards.reward.score_completion", no_scoring)
     render_html(path, tmp_path / "one.html")
     data = _data(_parse((tmp_path / "one.html").read_text(encoding="utf-8")))
     (rollout,) = data["rollouts"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from metric_cards.catalog import SYSTEM_PROMPT, parse_request
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 
 K = 4  # rollouts per group, as the env's default group size
 

@@ -1,0 +1,425 @@
+"""The semantic checks: one small pure function per question the semantic layer asks.
+
+Each takes the card's facts and the request's facts (`facts.py`) and returns a `Verdict`: a score
+in [0, 1] (the formula is in the docstring), the problems that cost points, and the hacking
+canaries it saw. `CHECKS` lists them by the name their weight has in `weights.py`; adding a check
+is a function here, one entry in CHECKS and one weight field (docs/reward.md walks through it).
+
+Every check is *exclusive*: it pays for the asked metric, period and domain and nothing else, so
+naming everything at once, or copying the instructions' example card, earns nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+from metric_cards.catalog import (
+    DOMAIN_FITS,
+    DOMAIN_WORDS,
+    EXAMPLE_PROPS,
+    GENERIC_METRIC_WORDS,
+    RELATIVE_FITS,
+    RELATIVE_SPAN,
+    TITLE_QUALIFIERS,
+    Metric,
+    Polarity,
+    Reading,
+)
+from metric_cards.reward.facts import COPY_RUN, CardFacts, PeriodWanted, RequestFacts
+from metric_cards.reward.mentions import PeriodMention, singular, words_of
+from metric_cards.reward.quantity import Quantity, read_quantity
+
+__all__ = [
+    "CHECKS",
+    "Verdict",
+    "description_check",
+    "icon_check",
+    "magnitude_check",
+    "reading_fit",
+    "title_check",
+    "trend_check",
+    "value_check",
+]
+
+
+class Verdict(NamedTuple):
+    score: float
+    problems: tuple[str, ...] = ()
+    canaries: tuple[str, ...] = ()
+
+
+ABSENT = 0.3  # an optional prop left out: the instructions ask for it, so it is not free
+_EXAMPLE_VALUE = read_quantity(EXAMPLE_PROPS["value"]).number  # 12345
+# The example's number, and the same digits read with "." as a thousands mark ("$12.345")
+_EXAMPLE_NUMBERS = frozenset({_EXAMPLE_VALUE, _EXAMPLE_VALUE / 1000})
+_EXAMPLE_TREND = float(EXAMPLE_PROPS["trend"]["value"])  # 12.5
+_EXAMPLE_ICON = EXAMPLE_PROPS["icon"].lower()  # "dollar"
+_EXAMPLE_DESCRIPTION = frozenset(words_of(EXAMPLE_PROPS["description"]))  # total revenue this month
+_DOMAIN_WORD_SETS = {
+    domain: frozenset(word for phrase in phrases for word in words_of(phrase))
+    for domain, phrases in DOMAIN_WORDS.items()
+}
+
+
+# --- title ---
+
+
+def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
+    """The title names the asked metric (its name or an alias, singular or plural) and no other.
+
+    1 − 0.1·max(0, padding − 1), at least 0.3, when it names the metric, where padding counts
+    words that are neither the metric, a usual qualifier ("Total", "Avg") nor the domain;
+    0 when it names any other catalog metric (even beside the asked one);
+    otherwise 0.4 × the share of the metric's distinctive words it contains."""
+    title = card.title
+    name = want.metric.name
+    if title is None or not title.words:
+        return Verdict(0.0, ("no title",))
+    others = [metrics for metrics in title.metrics if name not in metrics]
+    if others:
+        named = sorted({metric for metrics in others for metric in metrics})
+        several = len(others) > 1 or len(others) < len(title.metrics)
+        return Verdict(
+            0.0,
+            (f"title {card.title_raw!r} names {' / '.join(named)}, not (only) {name}",),
+            ("several_metrics_in_title",) if several else (),
+        )
+    if title.metrics:
+        domain_words = _DOMAIN_WORD_SETS.get(want.request.domain, frozenset())
+        padding = sum(
+            1
+            for word in title.loose_words
+            if word not in TITLE_QUALIFIERS and word not in domain_words
+        )
+        if padding <= 1:
+            return Verdict(1.0)
+        return Verdict(
+            max(0.3, 1.0 - 0.1 * (padding - 1)),
+            (f"title {card.title_raw!r} has {padding} words beyond the metric's name",),
+        )
+    distinctive = [singular(w) for w in words_of(name) if w not in GENERIC_METRIC_WORDS]
+    found = sum(1 for word in distinctive if word in title.words)
+    return Verdict(
+        0.4 * found / len(distinctive) if distinctive else 0.0,
+        (f"title {card.title_raw!r} does not name {name}",),
+    )
+
+
+# --- value and magnitude ---
+
+# How well a quantity of one kind reads as a reading of another: 1 when it is that unit; a plain
+# number lacks its unit ("4.8" for a rate); anything else is the wrong unit and earns nothing.
+_KIND_FIT: dict[tuple[str, str], float] = {
+    ("money", "money"): 1.0,
+    ("percent", "percent"): 1.0,
+    ("fraction", "percent"): 1.0,
+    ("ratio", "ratio"): 1.0,
+    ("duration", "duration"): 1.0,
+    ("colon", "duration"): 1.0,
+    ("colon", "ratio"): 1.0,
+    ("number", "count"): 1.0,
+    ("number", "score"): 1.0,
+    ("number", "ratio"): 0.9,
+    ("number", "money"): 0.4,
+    ("number", "percent"): 0.3,
+    ("number", "duration"): 0.2,
+}
+
+
+def _range_credit(number: float, reading: Reading) -> float:
+    """1 in [low, high]; falling to 0 at floor/ceiling, on a log scale when floor > 0."""
+    low, high, floor, ceiling = reading.low, reading.high, reading.floor, reading.ceiling
+    if low <= number <= high:
+        return 1.0
+    if number < low:
+        if number <= floor or low <= floor:
+            return 0.0
+        if floor > 0:
+            return math.log(number / floor) / math.log(low / floor)
+        return (number - floor) / (low - floor)
+    if number >= ceiling or ceiling <= high:
+        return 0.0
+    if floor > 0:
+        return math.log(ceiling / number) / math.log(ceiling / high)
+    return (ceiling - number) / (ceiling - high)
+
+
+def reading_fit(quantity: Quantity, metric: Metric) -> tuple[float, float, Reading | None]:
+    """(unit fit, magnitude credit, reading) of the metric's reading that fits the quantity best."""
+    best: tuple[float, float, Reading | None] = (0.0, 0.0, None)
+    kind = quantity.kind
+    if kind is None:
+        return best
+    for reading in metric.readings:
+        fit = _KIND_FIT.get((kind, reading.kind), 0.0)
+        if fit <= 0.0:
+            continue
+        number = quantity.ratio if kind == "colon" and reading.kind == "ratio" else quantity.number
+        if math.isnan(number):
+            continue
+        credit = _range_credit(number, reading)
+        if (fit, credit) > best[:2]:
+            best = (fit, credit, reading)
+    return best
+
+
+def _is_example_value(quantity: Quantity) -> bool:
+    return quantity.kind in ("money", "number") and abs(quantity.number) in _EXAMPLE_NUMBERS
+
+
+def value_check(card: CardFacts, want: RequestFacts) -> Verdict:
+    """The value is exactly one quantity in the metric's unit (`quantity.py`'s grammar).
+
+    The unit fit of the metric's best reading: 1 in its unit ("4.8%", "$1.2M", "4m 32s"),
+    × 0.85 for 5+ digits without thousands separators; a plain number missing its unit 0.2–0.4;
+    the wrong unit, several quantities, or the instructions' example value ($12,345): 0."""
+    quantity = card.value
+    raw = card.value_raw
+    if quantity is None:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return Verdict(0.1, ("value is a bare number, not a formatted string",))
+        return Verdict(0.0, ("no value",) if raw is None else ("value is not a string",))
+    if quantity.kind is None:
+        return Verdict(0.0, (f"value {raw!r} {quantity.problem}",))
+    if _is_example_value(quantity):
+        return Verdict(0.0, (f"value {raw!r} is the instructions' example",), ("example_copied",))
+    fit, _, reading = reading_fit(quantity, want.metric)
+    name = want.metric.name
+    if reading is None:
+        wanted = " or ".join(sorted({r.kind for r in want.metric.readings}))
+        return Verdict(
+            0.0, (f"value {raw!r} is not in {name}'s unit ({wanted})",), ("wrong_unit",)
+        )
+    if fit < 1.0:
+        return Verdict(fit, (f"value {raw!r} lacks its unit ({reading.kind})",))
+    if quantity.ungrouped and reading.kind in ("money", "count"):
+        return Verdict(0.85, (f"value {raw!r} lacks thousands separators",))
+    return Verdict(1.0)
+
+
+def magnitude_check(card: CardFacts, want: RequestFacts) -> Verdict:
+    """The value is a realistic size for the metric (the catalog's ranges: uptime 95–100%,
+    churn 0.5–15%, CTR 0.1–10%, ...): 1 inside the range, falling to 0 at the floor/ceiling
+    (log scale for positive quantities); 0 for a value in the wrong unit or the example value."""
+    quantity = card.value
+    if quantity is None or quantity.kind is None or _is_example_value(quantity):
+        return Verdict(0.0)
+    _, credit, reading = reading_fit(quantity, want.metric)
+    if reading is None:
+        return Verdict(0.0)
+    if credit < 1.0:
+        return Verdict(
+            credit,
+            (
+                f"value {card.value_raw!r} is not a realistic {want.metric.name} "
+                f"({reading.kind} {reading.low:g} to {reading.high:g})",
+            ),
+        )
+    return Verdict(1.0)
+
+
+# --- trend ---
+
+
+def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
+    """A realistic non-zero change whose sign agrees with isPositive for the metric's polarity.
+
+    0.6·sign + 0.4·size, where sign is 1 when isPositive == (the change is good news) (always 1
+    for a neutral metric) and size is 1 for 0.1 ≤ |change| ≤ the metric's trend_max, 0.5 below
+    0.1, falling linearly to 0 at 3 × trend_max. A flat trend (0) gets 0.3, an absent one 0.3,
+    the instructions' example (12.5) 0."""
+    if card.trend_raw is None:
+        return Verdict(ABSENT, ("no trend",))
+    change = card.trend_value
+    if change is None:
+        return Verdict(0.0, ("trend.value is not a finite number",))
+    if change == _EXAMPLE_TREND:
+        return Verdict(0.0, ("trend 12.5 is the instructions' example",), ("example_copied",))
+    if change == 0:
+        return Verdict(ABSENT, ("trend is 0: a flat trend says nothing",), ("flat_trend",))
+    problems: list[str] = []
+    size = abs(change)
+    limit = want.metric.trend_max
+    if size < 0.1:
+        size_credit = 0.5
+        problems.append(f"trend {change:g} is too small to show")
+    elif size <= limit:
+        size_credit = 1.0
+    else:
+        size_credit = max(0.0, 1.0 - (size - limit) / (2 * limit))
+        problems.append(f"trend {change:g}% is not a realistic change for {want.metric.name}")
+    positive = card.trend_positive
+    polarity = want.metric.polarity
+    if positive is None:
+        sign = 0.0
+        problems.append("trend.isPositive is not a boolean")
+    elif polarity is Polarity.NEUTRAL:
+        sign = 1.0
+    else:
+        good_news = change > 0 if polarity is Polarity.HIGHER_IS_BETTER else change < 0
+        sign = 1.0 if positive == good_news else 0.0
+        if not sign:
+            problems.append(
+                f"trend {change:g} with isPositive {str(positive).lower()}: a "
+                f"{'rise' if change > 0 else 'fall'} in {want.metric.name} is "
+                f"{'good' if good_news else 'bad'} news"
+            )
+    return Verdict(0.6 * sign + 0.4 * size_credit, tuple(problems))
+
+
+# --- icon ---
+
+_ICON_KIND_FACTOR = {"exact": 1.0, "variant": 0.9, "legacy": 0.85, "alias": 0.75}
+
+
+def icon_check(card: CardFacts, want: RequestFacts) -> Verdict:
+    """A Lucide icon that fits the metric: one of the catalog's icons for it 1, any other Lucide
+    icon 0.3, times 0.9/0.85/0.75 for a variant spelling/old name/other set's alias; unknown 0;
+    absent 0.3; the instructions' example ("dollar") 0."""
+    raw = card.icon_raw
+    if raw is None:
+        return Verdict(ABSENT, ("no icon",))
+    if isinstance(raw, str) and raw.strip().lower() == _EXAMPLE_ICON:
+        return Verdict(0.0, (f"icon {raw!r} is the instructions' example",), ("example_copied",))
+    if card.icon is None:
+        return Verdict(0.0, (f"icon {raw!r} is not a Lucide icon",))
+    factor = _ICON_KIND_FACTOR.get(card.icon_kind, 0.0)
+    problems = [] if card.icon_kind == "exact" else [f"icon {raw!r} is {card.icon!r} in Lucide"]
+    if card.icon in _fitting_icons(want.metric):
+        return Verdict(factor, tuple(problems))
+    problems.append(f"icon {card.icon!r} does not fit {want.metric.name}")
+    return Verdict(0.3 * factor, tuple(problems))
+
+
+_FITTING: dict[str, frozenset[str]] = {}
+
+
+def _fitting_icons(metric: Metric) -> frozenset[str]:
+    fitting = _FITTING.get(metric.name)
+    if fitting is None:
+        from metric_cards.icons import resolve_icon
+
+        fitting = frozenset(resolve_icon(icon) or icon for icon in metric.icons)
+        _FITTING[metric.name] = fitting
+    return fitting
+
+
+# --- description: period, domain, own words ---
+
+
+def period_fit(want: PeriodWanted, mention: PeriodMention) -> bool | None:
+    """True: the mention names the asked period; False: another one; None: neither (e.g. "this
+    month" for a December request: the model cannot know today's date)."""
+    kind, payload = mention.kind, mention.payload
+    if want.kind == "month":
+        if kind == "month":
+            return payload == want.month
+        if kind == "quarter":
+            return None if (want.month - 1) // 3 + 1 == payload[0] else False
+        if kind == "relative":
+            return None if RELATIVE_SPAN.get(payload) == "month" else False
+        return None  # a year
+    if want.kind == "quarter":
+        if kind == "quarter":
+            quarter, year = payload
+            return quarter == want.quarter and (year is None or year == want.year)
+        if kind == "month":
+            return None if (payload - 1) // 3 + 1 == want.quarter else False
+        if kind == "year":
+            return None if payload == want.year else False
+        return None if RELATIVE_SPAN.get(payload) == "quarter" else False
+    if kind == "relative":
+        return payload == want.relative or payload in RELATIVE_FITS.get(want.relative, ())
+    span = RELATIVE_SPAN.get(want.relative)
+    if kind == "year":
+        return True if span == "year" else None
+    return span == kind  # a month or a quarter names "this month" / "this quarter" if anything
+
+
+def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
+    """The description is the model's own sentence naming the asked period and domain.
+
+    named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named)
+    (in the title or the description), own = 0.5 + 0.25·min(2, content words not in the prompt)
+    and copied = clamp((c − 0.2) / 0.5) for c the share of the description's words inside a run
+    of COPY_RUN (4) consecutive words that the prompt also has. 0 when the title or description names
+    another period or domain (a comparison's baseline, "down from 3.8% in August", is not a
+    mention) or is the instructions' example; 0.3 without a description."""
+    request = want.request
+    title_mentions = card.title.mentions if card.title is not None else None
+    description = card.description
+    mentions = [m for m in (title_mentions, description and description.mentions) if m]
+    period_named = False
+    for found in mentions:
+        for mention in found.periods:
+            if mention.baseline:
+                continue
+            fit = period_fit(want.period, mention)
+            if fit is False:
+                return Verdict(
+                    0.0, (f"the card names {mention.written!r}, but the request is for {request.period}",)
+                )
+            period_named = period_named or bool(fit)
+    domain = request.domain
+    fits = DOMAIN_FITS.get(domain, frozenset())
+    domain_named = False
+    for found in mentions:
+        for other, written in found.domain_names:
+            if other != domain and other not in fits:
+                return Verdict(
+                    0.0, (f"the card names {written!r}, but the request is for {domain}",)
+                )
+        domain_named = domain_named or domain in found.domains
+    if description is None or not description.words:
+        return Verdict(ABSENT, ("no description",))
+    metric_words = {singular(word) for word in words_of(want.metric.name)}
+    title_words = set(card.title.words) if card.title is not None else set()
+    leftover = set(description.words) - metric_words - title_words
+    if "total" in leftover and leftover <= _EXAMPLE_DESCRIPTION:
+        return Verdict(
+            0.0,
+            (f"description {description.text!r} is the instructions' example",),
+            ("example_copied",),
+        )
+    problems = []
+    if not period_named:
+        problems.append(f"the card does not name the period ({request.period})")
+    if not domain_named:
+        problems.append(f"the card does not name the domain ({domain})")
+    named = 0.3 + 0.35 * period_named + 0.35 * domain_named
+    new_words = sum(1 for word in description.content_words if word not in want.prompt_words)
+    own = 0.5 + 0.25 * min(2, new_words)
+    if new_words < 2:
+        problems.append("the description only repeats the request's words")
+    copied_share = _copied_share(description.words, want.prompt_runs)
+    copied = min(1.0, max(0.0, (copied_share - 0.2) / 0.5))
+    canaries: tuple[str, ...] = ()
+    if copied_share >= 0.5:
+        canaries = ("prompt_copied",)
+        problems.append("the description copies the prompt")
+    return Verdict(named * own * (1.0 - copied), tuple(problems), canaries)
+
+
+def _copied_share(words: tuple[str, ...], prompt_runs: frozenset[tuple[str, ...]]) -> float:
+    """The share of `words` inside a run of COPY_RUN consecutive words that the prompt also has."""
+    if not words:
+        return 0.0
+    covered = 0
+    last_covered = -1  # index of the last word counted
+    for start in range(len(words) - COPY_RUN + 1):
+        if words[start : start + COPY_RUN] in prompt_runs:
+            covered += start + COPY_RUN - max(start, last_covered + 1)
+            last_covered = start + COPY_RUN - 1
+    return covered / len(words)
+
+
+CHECKS: dict[str, Callable[[CardFacts, RequestFacts], Verdict]] = {
+    "title": title_check,
+    "value": value_check,
+    "magnitude": magnitude_check,
+    "trend": trend_check,
+    "icon": icon_check,
+    "description": description_check,
+}
