@@ -126,6 +126,7 @@ class Metric:
     readings: tuple[Reading, ...]  # accepted value forms and realistic ranges
     typical: str  # a realistic value as a dashboard would show it
     trend_max: float = 50.0  # largest realistic |trend.value| (percent change per period)
+    trend_min: float = 0.1  # smallest change a dashboard shows for it (uptime moves by 0.01)
 
 
 def _r(kind: str, low: float, high: float, floor: float, ceiling: float) -> Reading:
@@ -266,11 +267,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("error rate", Unit.PERCENT, Polarity.LOWER_IS_BETTER,
            ("triangle-alert", "circle-alert", "bug", "circle-x", "octagon-alert"),
            ("errors", "failure rate", "error percentage"),
-           (_r("percent", 0.01, 5, 0, 50),), "0.42%"),
+           (_r("percent", 0.01, 5, 0, 50),), "0.42%", trend_min=0.01),
     Metric("uptime percentage", Unit.PERCENT, Polarity.HIGHER_IS_BETTER,
            ("server", "activity", "circle-check", "shield-check", "wifi"),
            ("uptime", "availability", "system uptime", "service availability"),
-           (_r("percent", 95, 100, 80, 100),), "99.95%"),
+           (_r("percent", 95, 100, 80, 100),), "99.95%", trend_min=0.01),
 )  # fmt: skip
 
 METRICS_BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
@@ -438,12 +439,6 @@ RELATIVE_PERIODS: dict[str, tuple[str, ...]] = {
              "past year", "past 12 months", "last 12 months"),
     "prev_year": ("last year", "previous year", "prior year"),
 }  # fmt: skip
-# How long each relative period is ("month" for "last 30 days"): a calendar period of another
-# length contradicts it.
-RELATIVE_SPAN: dict[str, str] = {
-    "day": "day", "week": "week", "month30": "month", "prev_month": "month", "month": "month",
-    "quarter": "quarter", "prev_quarter": "quarter", "year": "year", "prev_year": "year",
-}  # fmt: skip
 # Which relative mentions fit which requested relative period (besides the same group).
 RELATIVE_FITS: dict[str, frozenset[str]] = {
     "month30": frozenset({"month", "prev_month"}), "month": frozenset({"month30"}),
@@ -489,24 +484,44 @@ DOMAIN_WORDS: dict[str, tuple[str, ...]] = {
                   "claims", "premiums"),
     "entertainment": ("entertainment", "gaming", "movie", "movies", "concert", "concerts"),
 }  # fmt: skip
-# Words that name a domain outright: naming another domain than the requested one is a
-# contradiction ("tech" or "store" may be incidental and only earn credit).
+# Words that name a domain outright, or say it unmistakably: naming another domain than the
+# requested one this way is a contradiction (the other DOMAIN_WORDS, like "store" or "policy",
+# may be incidental and only earn credit).
 DOMAIN_NAMES: dict[str, str] = {
-    "e commerce": "e-commerce", "ecommerce": "e-commerce", "finance": "finance",
-    "financial": "finance", "healthcare": "healthcare", "health care": "healthcare",
-    "education": "education", "educational": "education", "real estate": "real estate",
-    "social media": "social media", "marketing": "marketing", "transportation": "transportation",
-    "manufacturing": "manufacturing", "hospitality": "hospitality", "technology": "technology",
-    "energy": "energy", "retail": "retail", "agriculture": "agriculture",
-    "agricultural": "agriculture", "media": "media", "telecommunications": "telecommunications",
-    "telecom": "telecommunications", "insurance": "insurance", "entertainment": "entertainment",
+    phrase: domain
+    for domain, phrases in {
+        "e-commerce": ("e commerce", "ecommerce", "online store", "online shop", "online retail"),
+        "finance": ("finance", "financial", "fintech", "banking"),
+        "healthcare": ("healthcare", "health care", "patient", "patients", "hospital",
+                       "hospitals", "clinic", "clinics", "medical"),
+        "education": ("education", "educational", "student", "students", "school", "schools",
+                      "learners", "edtech"),
+        "real estate": ("real estate", "realty"),
+        "social media": ("social media", "social network", "followers"),
+        "marketing": ("marketing",),
+        "transportation": ("transportation", "transport", "logistics", "fleet", "transit"),
+        "manufacturing": ("manufacturing", "manufacturer", "factory", "factories"),
+        "hospitality": ("hospitality", "hotel", "hotels", "restaurant", "restaurants"),
+        "technology": ("technology", "saas"),
+        "energy": ("energy", "electricity"),
+        "retail": ("retail", "retailer"),
+        "agriculture": ("agriculture", "agricultural", "farm", "farms", "farming", "crop",
+                        "crops"),
+        "media": ("media", "streaming", "publishing", "publisher"),
+        "telecommunications": ("telecommunications", "telecommunication", "telecom",
+                               "telecoms", "telco"),
+        "insurance": ("insurance", "insurer", "policyholder", "policyholders"),
+        "entertainment": ("entertainment", "gaming", "movie", "movies", "concert", "concerts"),
+    }.items()
+    for phrase in phrases
 }  # fmt: skip
+assert all(phrase in DOMAIN_WORDS[domain] for phrase, domain in DOMAIN_NAMES.items())
 # Domains that overlap: naming one of these in a request for the key is no contradiction
 # (a marketing team runs campaigns on social media).
 DOMAIN_FITS: dict[str, frozenset[str]] = {
     "social media": frozenset({"media", "marketing"}), "e-commerce": frozenset({"retail"}),
     "retail": frozenset({"e-commerce"}), "media": frozenset({"entertainment", "social media"}),
-    "entertainment": frozenset({"media"}), "marketing": frozenset({"social media", "media"}),
+    "entertainment": frozenset({"media"}), "marketing": frozenset({"social media"}),
 }  # fmt: skip
 # Title words that are neither padding nor a metric: qualifiers a dashboard label often carries.
 TITLE_QUALIFIERS = frozenset(

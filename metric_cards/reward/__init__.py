@@ -28,6 +28,7 @@ from metric_cards.reward.layers import (
     formatting_layer,
     is_strict_json,
     is_valid_card,
+    opens_with_comment,
     schema_layer,
     semantic_layer,
     validity_layer,
@@ -80,7 +81,7 @@ def score_completion(
     text = completion if isinstance(completion, str) else ""
     extraction = extract_json(text)
     canaries = dict.fromkeys(CANARIES, False)
-    validity, problems = validity_layer(extraction, config)
+    validity, problems = validity_layer(extraction, config, text)
     if validity <= 0.0:
         return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries)
     card = extraction.value
@@ -94,12 +95,13 @@ def score_completion(
     for verdict in verdicts.values():
         for name in verdict.canaries:
             canaries[name] = True
-    canaries["repaired_json"] = extraction.repaired
+    not_strict = extraction.repaired or opens_with_comment(text)
+    canaries["repaired_json"] = not_strict
     canaries["prose_before_card"] = _prose_before_card(text, extraction)
     layers = {"validity": validity, "schema": schema, "semantic": semantic, "formatting": formatting}
     title = verdicts["title"].score if verdicts else 1.0
     return ScoreResult(
-        combine_layers(layers, config, title=title, repaired=extraction.repaired),
+        combine_layers(layers, config, title=title, repaired=not_strict),
         layers,
         [*problems, *schema_problems, *semantic_problems, *formatting_problems],
         extraction,

@@ -21,13 +21,18 @@ from metric_cards.catalog import (
     EXAMPLE_PROPS,
     GENERIC_METRIC_WORDS,
     RELATIVE_FITS,
-    RELATIVE_SPAN,
     TITLE_QUALIFIERS,
     Metric,
     Polarity,
     Reading,
 )
-from metric_cards.reward.facts import COPY_RUN, CardFacts, PeriodWanted, RequestFacts
+from metric_cards.reward.facts import (
+    COPY_RUN,
+    CardFacts,
+    PeriodWanted,
+    RequestFacts,
+    TitleFacts,
+)
 from metric_cards.reward.mentions import PeriodMention, singular, words_of
 from metric_cards.reward.quantity import Quantity, read_quantity
 
@@ -77,10 +82,14 @@ def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
     name = want.metric.name
     if title is None or not title.words:
         return Verdict(0.0, ("no title",))
-    others = [metrics for metrics in title.metrics if name not in metrics]
+    others = [
+        metrics
+        for at, metrics in enumerate(title.metrics)
+        if name not in metrics and not _modifies_the_metric(title, at, name)
+    ]
     if others:
         named = sorted({metric for metrics in others for metric in metrics})
-        several = len(others) > 1 or len(others) < len(title.metrics)
+        several = len(others) > 1 or any(name in metrics for metrics in title.metrics)
         return Verdict(
             0.0,
             (f"title {card.title_raw!r} names {' / '.join(named)}, not (only) {name}",),
@@ -104,6 +113,19 @@ def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
     return Verdict(
         0.4 * found / len(distinctive) if distinctive else 0.0,
         (f"title {card.title_raw!r} does not name {name}",),
+    )
+
+
+def _modifies_the_metric(title: TitleFacts, at: int, name: str) -> bool:
+    """The metric phrase at `at` is one word right before a phrase naming the asked metric:
+    a modifier ("Sales Conversion Rate", "Revenue Churn"), not a second metric."""
+    start, end = title.spans[at]
+    following = at + 1
+    return (
+        end - start == 1
+        and following < len(title.spans)
+        and title.spans[following][0] == end
+        and name in title.metrics[following]
     )
 
 
@@ -227,8 +249,8 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """A realistic non-zero change whose sign agrees with isPositive for the metric's polarity.
 
     0.6·sign + 0.4·size, where sign is 1 when isPositive == (the change is good news) (always 1
-    for a neutral metric) and size is 1 for 0.1 ≤ |change| ≤ the metric's trend_max, 0.5 below
-    0.1, falling linearly to 0 at 3 × trend_max. A flat trend (0) gets 0.3, an absent one 0.3,
+    for a neutral metric) and size is 1 for trend_min ≤ |change| ≤ trend_max (the catalog's, per
+    metric), |change| / trend_min below, falling linearly to 0 at 3 × trend_max. A flat trend (0) gets 0.3, an absent one 0.3,
     the instructions' example (12.5) 0."""
     if card.trend_raw is None:
         return Verdict(ABSENT, ("no trend",))
@@ -242,8 +264,8 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
     problems: list[str] = []
     size = abs(change)
     limit = want.metric.trend_max
-    if size < 0.1:
-        size_credit = 0.5
+    if size < want.metric.trend_min:
+        size_credit = size / want.metric.trend_min
         problems.append(f"trend {change:g} is too small to show")
     elif size <= limit:
         size_credit = 1.0
@@ -310,32 +332,21 @@ def _fitting_icons(metric: Metric) -> frozenset[str]:
 
 
 def period_fit(want: PeriodWanted, mention: PeriodMention) -> bool | None:
-    """True: the mention names the asked period; False: another one; None: neither (e.g. "this
-    month" for a December request: the model cannot know today's date)."""
+    """True: the mention names the asked period; False: another one (a month for a quarter, "this
+    month" for "July", Q2 for Q3); None: neither (a bare year consistent with the request)."""
     kind, payload = mention.kind, mention.payload
-    if want.kind == "month":
-        if kind == "month":
-            return payload == want.month
-        if kind == "quarter":
-            return None if (want.month - 1) // 3 + 1 == payload[0] else False
-        if kind == "relative":
-            return None if RELATIVE_SPAN.get(payload) == "month" else False
-        return None  # a year
-    if want.kind == "quarter":
-        if kind == "quarter":
-            quarter, year = payload
-            return quarter == want.quarter and (year is None or year == want.year)
-        if kind == "month":
-            return None if (payload - 1) // 3 + 1 == want.quarter else False
-        if kind == "year":
-            return None if payload == want.year else False
-        return None if RELATIVE_SPAN.get(payload) == "quarter" else False
-    if kind == "relative":
-        return payload == want.relative or payload in RELATIVE_FITS.get(want.relative, ())
-    span = RELATIVE_SPAN.get(want.relative)
     if kind == "year":
-        return True if span == "year" else None
-    return span == kind  # a month or a quarter names "this month" / "this quarter" if anything
+        if want.kind == "quarter":
+            return None if payload == want.year else False
+        return None  # "in 2023" for July or for "this year": the model cannot know the date
+    if want.kind == "relative":
+        if kind != "relative":
+            return False
+        return payload == want.relative or payload in RELATIVE_FITS.get(want.relative, ())
+    if want.kind == "month":
+        return kind == "month" and payload == want.month
+    quarter_ok = kind == "quarter" and payload[0] == want.quarter
+    return quarter_ok and payload[1] in (None, want.year)
 
 
 def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
@@ -343,8 +354,8 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
 
     named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named)
     (in the title or the description), own = 0.5 + 0.25·min(2, content words not in the prompt)
-    and copied = clamp((c − 0.2) / 0.5) for c the share of the description's words inside a run
-    of COPY_RUN (4) consecutive words that the prompt also has. 0 when the title or description names
+    and copied = clamp((c − 0.3) / 0.4) for c the share of the description's words inside a run
+    of COPY_RUN (6) consecutive words that the prompt also has. 0 when the title or description names
     another period or domain (a comparison's baseline, "down from 3.8% in August", is not a
     mention) or is the instructions' example; 0.3 without a description."""
     request = want.request
@@ -394,11 +405,13 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     if new_words < 2:
         problems.append("the description only repeats the request's words")
     copied_share = _copied_share(description.words, want.prompt_runs)
-    copied = min(1.0, max(0.0, (copied_share - 0.2) / 0.5))
+    copied = min(1.0, max(0.0, (copied_share - 0.3) / 0.4))
     canaries: tuple[str, ...] = ()
     if copied_share >= 0.5:
         canaries = ("prompt_copied",)
         problems.append("the description copies the prompt")
+    elif copied > 0.0:
+        problems.append(f"{copied_share:.0%} of the description is copied from the prompt")
     return Verdict(named * own * (1.0 - copied), tuple(problems), canaries)
 
 

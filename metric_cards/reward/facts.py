@@ -92,7 +92,7 @@ def _size(key: Any) -> int:
 
 # --- what was asked ---
 
-COPY_RUN = 4  # consecutive words shared with the prompt that count as copied from it
+COPY_RUN = 6  # consecutive words shared with the prompt that count as copied from it
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +156,7 @@ def request_facts(request: Request | None) -> RequestFacts | None:
 class TitleFacts:
     words: tuple[str, ...]  # singular lower-case words
     metrics: tuple[frozenset[str], ...]  # per metric phrase found: the metrics it may name
+    spans: tuple[tuple[int, int], ...]  # per metric phrase found: its (start, end) word index
     loose_words: tuple[str, ...]  # words outside any metric phrase
     mentions: Mentions
 
@@ -174,6 +175,7 @@ def _title_facts(title: str) -> TitleFacts:
     return TitleFacts(
         words=tuple(words),
         metrics=tuple(metrics for _, _, metrics in found),
+        spans=tuple((start, end) for start, end, _ in found),
         loose_words=tuple(word for at, word in enumerate(words) if at not in inside),
         mentions=scan_mentions(title),
     )

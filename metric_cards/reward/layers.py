@@ -54,14 +54,15 @@ def is_strict_json(extraction: Extraction) -> bool:
 
 
 def validity_layer(
-    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD
+    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, completion: str = ""
 ) -> tuple[float, list[str]]:
-    """Is there strict JSON to find, and how cleanly?"""
+    """Is there strict JSON to find, and how cleanly? (`completion`: the whole answer, to see a
+    JavaScript comment written before the card.)"""
     method = extraction.method
     if extraction.value is None:
         return 0.0, ["no JSON object found"]
     problems: list[str] = []
-    if extraction.repaired:
+    if extraction.repaired or opens_with_comment(completion):
         score = config.validity_repaired
         problems.append("the JSON is not strict JSON (JSON.parse rejects it) and needed repair")
     elif method in _CLEAN:
@@ -75,6 +76,16 @@ def validity_layer(
         score *= 0.5
         problems.append(f"the JSON is a {_json_type(extraction.value)}, not an object")
     return score, problems
+
+
+def opens_with_comment(completion: str) -> bool:
+    """The answer (after any reasoning block) starts with a // or /* comment: JSON with comments,
+    which JSON.parse rejects, rather than prose around JSON."""
+    answer = completion.lstrip()
+    if answer[:7].lower() == "<think>":
+        end = answer.lower().rfind("</think>")
+        answer = answer[end + len("</think>") :].lstrip() if end >= 0 else ""
+    return answer.startswith(("//", "/*"))
 
 
 def _json_type(value: Any) -> str:

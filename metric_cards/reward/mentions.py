@@ -35,7 +35,12 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"[^\W_]+")
-_BASELINE_WINDOW = 4  # a comparison cue this many words before a period makes it a baseline
+_BASELINE_WINDOW = 6  # how far before a period a comparison cue is looked for
+# Words that may stand between a comparison cue and the period it compares with ("down from
+# 3.8% in August", "compared to the same period last year"); numbers may too.
+_BASELINE_LINKS = frozenset(
+    {"to", "with", "the", "in", "of", "same", "period", "time", "a", "an", "during", "for", "at"}
+)
 
 
 def words_of(text: str) -> list[str]:
@@ -145,6 +150,18 @@ def _year(word: str) -> int | None:
     return None
 
 
+def _is_baseline(words: list[str], start: int) -> bool:
+    """The period at `start` is what the card compares with: a comparison cue comes before it
+    with only numbers and linking words in between."""
+    for at in range(start - 1, max(-1, start - 1 - _BASELINE_WINDOW), -1):
+        word = words[at]
+        if word in COMPARISON_CUES:
+            return True
+        if not (word in _BASELINE_LINKS or word[:1].isdigit()):
+            return False
+    return False
+
+
 def scan_mentions(text: str) -> Mentions:
     """The periods and domains `text` names."""
     words = words_of(text)
@@ -169,8 +186,7 @@ def scan_mentions(text: str) -> Mentions:
         if kind == "quarter":
             year = _year(year_word) if len(year_word) == 4 or year_word.startswith("fy") else None
             payload = (payload, year)
-        baseline = not COMPARISON_CUES.isdisjoint(words[max(0, start - _BASELINE_WINDOW) : start])
-        periods.append(PeriodMention(kind, payload, written, baseline))
+        periods.append(PeriodMention(kind, payload, written, _is_baseline(words, start)))
     # bare years that name a period ("in 2023", "FY2023"), not counts ("2023 users")
     for at, word in enumerate(words):
         year = _year(word) if len(word) >= 4 else None
@@ -178,6 +194,5 @@ def scan_mentions(text: str) -> Mentions:
             continue
         before = words[at - 1] if at else ""
         if before in _YEAR_CUES or word.startswith("fy"):
-            baseline = not COMPARISON_CUES.isdisjoint(words[max(0, at - _BASELINE_WINDOW) : at])
-            periods.append(PeriodMention("year", year, word, baseline))
+            periods.append(PeriodMention("year", year, word, _is_baseline(words, at)))
     return Mentions(tuple(periods), frozenset(domains), tuple(names))

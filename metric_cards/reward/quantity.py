@@ -1,11 +1,11 @@
 """The value grammar: read a card's value string as exactly one quantity, or say why not.
 
-    value     := [approx] [sign] [currency] [sign] NUMBER [scale] [unit] [per] [noun]
+    value     := [approx] [sign] [currency] [sign] NUMBER [scale] [unit] [words]
     unit      := "%" | "percent" | "x" | "×" | "times" | currency-code | currency-symbol
                | "/" NUMBER | "out of" NUMBER | ":" NUMBER [":" NUMBER] | "'" NUMBER ["\""]
                | time-unit {NUMBER time-unit}
-    per       := ("per" | "/") word [word]
-    noun      := word [word]                                  ("1,204 new users")
+    words     := up to 3 words, one "per"/"/" word among them   ("1,204 new users",
+                                                                "$210,000 revenue per employee")
     NUMBER    := digits with "," / "." thousands separators and one decimal mark; the mark is the
                  separator that comes last or stands alone before 1-2 or 4+ digits ("4,8", "1.234,56")
 
@@ -219,22 +219,20 @@ class _Reader:
             if seconds is None:
                 return Quantity(None, problem="has a malformed duration")
             kind, number = "duration", seconds
-        # a denominator: "$184K per employee", "$184K/employee", "42 units/hour"
-        if self.lower() in ("per", "/") and self.peek(1)[:1].isalpha():
-            per = self.lower(1)
-            self.at += 2
-            if self.peek()[:1].isalpha() and self.lower() not in ("per",):
-                per += " " + self.lower()
-                self.at += 1
-        # a noun or two after the quantity ("1,204 new users"), then nothing but closing marks
-        nouns = 0
+        # then only words: a noun or two ("1,204 new users"), a denominator ("$184K per
+        # employee", "$210,000 revenue per employee", "42 units/hour")
+        words = 0
         while self.at < len(self.tokens):
-            token = self.peek()
+            token = self.lower()
             if token[:1].isdigit():
                 return Quantity(None, problem="holds more than one quantity")
-            if token[:1].isalpha() and nouns < 2 and kind in ("number", "money", "ratio"):
-                nouns += 1
-            elif token not in (".",) or self.at != len(self.tokens) - 1:
+            if token in ("per", "/") and self.peek(1)[:1].isalpha() and not per:
+                per = self.lower(1)
+                self.at += 2
+                continue
+            if token[:1].isalpha() and words < 3 and (per or kind in ("number", "money", "ratio")):
+                words += 1
+            elif token != "." or self.at != len(self.tokens) - 1:
                 if any(t[:1].isdigit() for t in self.tokens[self.at :]):
                     return Quantity(None, problem="holds more than one quantity")
                 return Quantity(None, problem="has text around its quantity")

@@ -44,13 +44,13 @@ class RewardConfig(BaseModel):
 
     # --- layers: score = weighted mean, then the gates below
     weight_validity: float = _weight(0.10, "Layer weight: the answer is JSON the front end parses.")
-    weight_schema: float = _weight(0.20, "Layer weight: per-field shape of the card.")
-    weight_semantic: float = _weight(0.55, "Layer weight: the card answers the request.")
+    weight_schema: float = _weight(0.15, "Layer weight: per-field shape of the card.")
+    weight_semantic: float = _weight(0.60, "Layer weight: the card answers the request.")
     weight_formatting: float = _weight(
         0.15, "Layer weight: JSON alone, complete, not overlong (credited as far as it is a card)."
     )
     # --- semantic checks (checks.py), normalised by their sum
-    weight_title: float = _weight(0.25, "Check weight: the title names the asked metric only.")
+    weight_title: float = _weight(0.23, "Check weight: the title names the asked metric only.")
     weight_value: float = _weight(0.15, "Check weight: the value is one quantity in its unit.")
     weight_magnitude: float = _weight(0.15, "Check weight: the value is realistic for the metric.")
     weight_trend: float = _weight(
@@ -58,7 +58,7 @@ class RewardConfig(BaseModel):
     )
     weight_icon: float = _weight(0.10, "Check weight: a Lucide icon that fits the metric.")
     weight_description: float = _weight(
-        0.20, "Check weight: an own sentence naming the period and domain, contradicting neither."
+        0.22, "Check weight: an own sentence naming the period and domain, contradicting neither."
     )
     # --- gates: whole-card factors
     off_topic_cost: float = _share(
