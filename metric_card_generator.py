@@ -39,13 +39,13 @@ from metric_cards.groups import (  # noqa: E402
     prompt_messages,
     score_rollout,
 )
+from metric_cards.reward import CANARIES, LAYERS, RewardConfig  # noqa: E402
 from metric_cards.run_stats import RolloutStats  # noqa: E402
 from metric_cards.runtime import (  # noqa: E402
     FatalEnvError,
     configure_wandb_mode,
     wait_for_inference_server,
 )
-from metric_cards.reward import CANARIES, LAYERS, RewardConfig  # noqa: E402
 from metric_cards.serve_api import AtroposApiMixin, ServeConfig  # noqa: E402
 from metric_cards.tokenization import ChatTokenizer  # noqa: E402
 

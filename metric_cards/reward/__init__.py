@@ -8,10 +8,11 @@
 
 Combination (weights normalised by their sum; docs/reward.md has the rubric and examples):
 
-    base  = w_validity·V + w_schema·S + w_semantic·M + w_formatting·F·S       (0 when V = 0)
+    base  = w_validity·V + w_schema·S + (w_semantic·M + w_formatting·F)·S     (0 when V = 0)
     score = base × (1 − off_topic_cost·(1 − title)) × (repaired_factor if repaired else 1)
 
-Formatting counts as far as the answer is a card (·S). A card whose title does not name the asked
+What the card says and how tidily count as far as it renders as a card (·S: a wrong
+componentType renders nothing). A card whose title does not name the asked
 metric answers another question, so its tidiness earns little (the off-topic gate); text that
 `JSON.parse` rejects stays below any strictly valid card of the same content (the repair gate).
 Deterministic and continuous: no randomness, no noise added to spread scores.
@@ -28,7 +29,6 @@ from metric_cards.reward.layers import (
     formatting_layer,
     is_strict_json,
     is_valid_card,
-    opens_with_comment,
     schema_layer,
     semantic_layer,
     validity_layer,
@@ -81,7 +81,10 @@ def score_completion(
     text = completion if isinstance(completion, str) else ""
     extraction = extract_json(text)
     canaries = dict.fromkeys(CANARIES, False)
-    validity, problems = validity_layer(extraction, config, text)
+    # A bare or fenced card starts the answer: no comment or prose before it to look for.
+    answer = "" if extraction.method in _CLEAN else _answer(text)
+    commented = answer.startswith(("//", "/*"))
+    validity, problems = validity_layer(extraction, config, commented=commented)
     if validity <= 0.0:
         return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries)
     card = extraction.value
@@ -92,22 +95,37 @@ def score_completion(
     want = request_facts(request)
     semantic, semantic_problems, verdicts = semantic_layer(card, want, config)
     formatting, formatting_problems = formatting_layer(extraction, finish_reason, config)
-    for verdict in verdicts.values():
-        for name in verdict.canaries:
-            canaries[name] = True
-    not_strict = extraction.repaired or opens_with_comment(text)
+    checks = {}
+    for name, verdict in verdicts.items():
+        checks[name] = round(verdict.score, 6)
+        for canary in verdict.canaries:
+            canaries[canary] = True
+    not_strict = extraction.repaired or commented
     canaries["repaired_json"] = not_strict
-    canaries["prose_before_card"] = _prose_before_card(text, extraction)
-    layers = {"validity": validity, "schema": schema, "semantic": semantic, "formatting": formatting}
-    title = verdicts["title"].score if verdicts else 1.0
+    canaries["prose_before_card"] = bool(
+        answer and extraction.prose_chars and not answer.startswith(("{", "`", "["))
+    )
+    layers = {
+        "validity": validity,
+        "schema": schema,
+        "semantic": semantic,
+        "formatting": formatting,
+    }
+    if schema_problems or formatting_problems:
+        problems = [*problems, *schema_problems, *semantic_problems, *formatting_problems]
+    else:
+        problems = [*problems, *semantic_problems]
     return ScoreResult(
-        combine_layers(layers, config, title=title, repaired=not_strict),
+        combine_layers(layers, config, title=checks.get("title", 1.0), repaired=not_strict),
         layers,
-        [*problems, *schema_problems, *semantic_problems, *formatting_problems],
+        problems,
         extraction,
         canaries,
-        {name: verdict.score for name, verdict in verdicts.items()},
+        checks,
     )
+
+
+_CLEAN = frozenset({"bare", "fenced"})
 
 
 def combine_layers(
@@ -124,8 +142,8 @@ def combine_layers(
     base = (
         weights["validity"] * layers["validity"]
         + weights["schema"] * layers["schema"]
-        + weights["semantic"] * layers["semantic"]
-        + weights["formatting"] * layers["formatting"] * layers["schema"]
+        + (weights["semantic"] * layers["semantic"] + weights["formatting"] * layers["formatting"])
+        * layers["schema"]
     )
     score = base * (1.0 - config.off_topic_cost * (1.0 - title))
     if repaired:
@@ -133,15 +151,13 @@ def combine_layers(
     return round(min(1.0, max(0.0, score)), 6)
 
 
-def _prose_before_card(text: str, extraction: Extraction) -> bool:
-    """Prose comes before the card in the answer (after any leading reasoning block)."""
-    if extraction.value is None or not extraction.prose_chars:
-        return False
+def _answer(text: str) -> str:
+    """The answer without leading whitespace and a leading reasoning block."""
     answer = text.lstrip()
     if answer[:7].lower() == "<think>":
         end = answer.lower().rfind("</think>")
         answer = answer[end + len("</think>") :].lstrip() if end >= 0 else ""
-    return not answer.startswith(("{", "`", "["))
+    return answer
 
 
 __all__ += ["formatting_layer", "schema_layer", "semantic_layer", "validity_layer"]

@@ -20,6 +20,7 @@ from metric_cards.catalog import (
     DOMAIN_WORDS,
     EXAMPLE_PROPS,
     GENERIC_METRIC_WORDS,
+    METRICS,
     RELATIVE_FITS,
     TITLE_QUALIFIERS,
     Metric,
@@ -55,6 +56,7 @@ class Verdict(NamedTuple):
     canaries: tuple[str, ...] = ()
 
 
+NO_CHANGE = 0.25  # a flat or absent trend: says nothing, so below a change of either sign
 ABSENT = 0.3  # an optional prop left out: the instructions ask for it, so it is not free
 _EXAMPLE_VALUE = read_quantity(EXAMPLE_PROPS["value"]).number  # 12345
 # The example's number, and the same digits read with "." as a thousands mark ("$12.345")
@@ -74,8 +76,9 @@ _DOMAIN_WORD_SETS = {
 def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """The title names the asked metric (its name or an alias, singular or plural) and no other.
 
-    1 − 0.1·max(0, padding − 1), at least 0.3, when it names the metric, where padding counts
-    words that are neither the metric, a usual qualifier ("Total", "Avg") nor the domain;
+    1 − 0.1·padding, at least 0.3, when it names the metric, where padding counts words that
+    are neither the metric, a usual qualifier ("Total", "Avg") nor the domain (the period
+    belongs in the description);
     0 when it names any other catalog metric (even beside the asked one);
     otherwise 0.4 × the share of the metric's distinctive words it contains."""
     title = card.title
@@ -102,10 +105,10 @@ def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
             for word in title.loose_words
             if word not in TITLE_QUALIFIERS and word not in domain_words
         )
-        if padding <= 1:
+        if not padding:
             return Verdict(1.0)
         return Verdict(
-            max(0.3, 1.0 - 0.1 * (padding - 1)),
+            max(0.3, 1.0 - 0.1 * padding),
             (f"title {card.title_raw!r} has {padding} words beyond the metric's name",),
         )
     distinctive = [singular(w) for w in words_of(name) if w not in GENERIC_METRIC_WORDS]
@@ -211,9 +214,7 @@ def value_check(card: CardFacts, want: RequestFacts) -> Verdict:
     name = want.metric.name
     if reading is None:
         wanted = " or ".join(sorted({r.kind for r in want.metric.readings}))
-        return Verdict(
-            0.0, (f"value {raw!r} is not in {name}'s unit ({wanted})",), ("wrong_unit",)
-        )
+        return Verdict(0.0, (f"value {raw!r} is not in {name}'s unit ({wanted})",), ("wrong_unit",))
     if fit < 1.0:
         return Verdict(fit, (f"value {raw!r} lacks its unit ({reading.kind})",))
     if quantity.ungrouped and reading.kind in ("money", "count"):
@@ -248,19 +249,20 @@ def magnitude_check(card: CardFacts, want: RequestFacts) -> Verdict:
 def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """A realistic non-zero change whose sign agrees with isPositive for the metric's polarity.
 
-    0.6·sign + 0.4·size, where sign is 1 when isPositive == (the change is good news) (always 1
-    for a neutral metric) and size is 1 for trend_min ≤ |change| ≤ trend_max (the catalog's, per
-    metric), |change| / trend_min below, falling linearly to 0 at 3 × trend_max. A flat trend (0) gets 0.3, an absent one 0.3,
-    the instructions' example (12.5) 0."""
+    0.6 + 0.4·size when isPositive == (the change is good news) (always, for a neutral metric),
+    0.3 + 0.1·size when it is not (the change shows in the wrong colour), where size is 1 for
+    trend_min ≤ |change| ≤ trend_max (the catalog's, per metric), |change| / trend_min below,
+    falling linearly to 0 at 3 × trend_max. A flat trend (0) or none gets NO_CHANGE (0.25),
+    below any real change; the instructions' example (12.5) gets 0."""
     if card.trend_raw is None:
-        return Verdict(ABSENT, ("no trend",))
+        return Verdict(NO_CHANGE, ("no trend",))
     change = card.trend_value
     if change is None:
         return Verdict(0.0, ("trend.value is not a finite number",))
     if change == _EXAMPLE_TREND:
         return Verdict(0.0, ("trend 12.5 is the instructions' example",), ("example_copied",))
     if change == 0:
-        return Verdict(ABSENT, ("trend is 0: a flat trend says nothing",), ("flat_trend",))
+        return Verdict(NO_CHANGE, ("trend is 0: a flat trend says nothing",), ("flat_trend",))
     problems: list[str] = []
     size = abs(change)
     limit = want.metric.trend_max
@@ -288,17 +290,21 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
                 f"{'rise' if change > 0 else 'fall'} in {want.metric.name} is "
                 f"{'good' if good_news else 'bad'} news"
             )
-    return Verdict(0.6 * sign + 0.4 * size_credit, tuple(problems))
+    if not sign:  # a change is reported, shown in the wrong colour: above a flat trend
+        return Verdict(0.3 + 0.1 * size_credit, tuple(problems))
+    return Verdict(0.6 + 0.4 * size_credit, tuple(problems))
 
 
 # --- icon ---
 
-_ICON_KIND_FACTOR = {"exact": 1.0, "variant": 0.9, "legacy": 0.85, "alias": 0.75}
+# An exact Lucide name renders; a case/separator variant ("TrendingUp") or one of Lucide's old
+# names renders in most set-ups; another icon set's name ("dollar", "money-bill") does not.
+_ICON_KIND_FACTOR = {"exact": 1.0, "variant": 0.9, "legacy": 0.85, "alias": 0.4}
 
 
 def icon_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """A Lucide icon that fits the metric: one of the catalog's icons for it 1, any other Lucide
-    icon 0.3, times 0.9/0.85/0.75 for a variant spelling/old name/other set's alias; unknown 0;
+    icon 0.3, times 0.9/0.85/0.4 for a variant spelling/old name/other set's alias; unknown 0;
     absent 0.3; the instructions' example ("dollar") 0."""
     raw = card.icon_raw
     if raw is None:
@@ -353,9 +359,10 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """The description is the model's own sentence naming the asked period and domain.
 
     named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named)
-    (in the title or the description), own = 0.5 + 0.25·min(2, content words not in the prompt)
-    and copied = clamp((c − 0.3) / 0.4) for c the share of the description's words inside a run
-    of COPY_RUN (6) consecutive words that the prompt also has. 0 when the title or description names
+    (in the title or the description), halved when the description names another metric by its
+    full catalog name; own = 0.4 + 0.3·min(2, content words not in the prompt); copied =
+    clamp((c − 0.3) / 0.4) for c the share of the description's words inside a run of COPY_RUN
+    (6) consecutive words that the prompt also has. 0 when the title or description names
     another period or domain (a comparison's baseline, "down from 3.8% in August", is not a
     mention) or is the instructions' example; 0.3 without a description."""
     request = want.request
@@ -370,7 +377,8 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
             fit = period_fit(want.period, mention)
             if fit is False:
                 return Verdict(
-                    0.0, (f"the card names {mention.written!r}, but the request is for {request.period}",)
+                    0.0,
+                    (f"the card names {mention.written!r}, not {request.period}",),
                 )
             period_named = period_named or bool(fit)
     domain = request.domain
@@ -379,16 +387,11 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     for found in mentions:
         for other, written in found.domain_names:
             if other != domain and other not in fits:
-                return Verdict(
-                    0.0, (f"the card names {written!r}, but the request is for {domain}",)
-                )
+                return Verdict(0.0, (f"the card names {written!r}, not {domain}",))
         domain_named = domain_named or domain in found.domains
     if description is None or not description.words:
         return Verdict(ABSENT, ("no description",))
-    metric_words = {singular(word) for word in words_of(want.metric.name)}
-    title_words = set(card.title.words) if card.title is not None else set()
-    leftover = set(description.words) - metric_words - title_words
-    if "total" in leftover and leftover <= _EXAMPLE_DESCRIPTION:
+    if "total" in description.content_words and _is_example_description(card, want):
         return Verdict(
             0.0,
             (f"description {description.text!r} is the instructions' example",),
@@ -399,12 +402,16 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
         problems.append(f"the card does not name the period ({request.period})")
     if not domain_named:
         problems.append(f"the card does not name the domain ({domain})")
-    named = 0.3 + 0.35 * period_named + 0.35 * domain_named
-    new_words = sum(1 for word in description.content_words if word not in want.prompt_words)
-    own = 0.5 + 0.25 * min(2, new_words)
+    named = (6 + 7 * period_named + 7 * domain_named) / 20  # 0.3 + 0.35 + 0.35, exactly
+    other = _other_metric_named(description.words, description.metrics, want.metric.name)
+    if other:
+        named *= 0.5
+        problems.append(f"the description names {other}, another metric")
+    new_words = len(description.content_words - want.prompt_words)
+    own = (4 + 3 * min(2, new_words)) / 10  # 0.4 + 0.3 per new word, exactly
     if new_words < 2:
         problems.append("the description only repeats the request's words")
-    copied_share = _copied_share(description.words, want.prompt_runs)
+    copied_share = _copied_share(description.words, want)
     copied = min(1.0, max(0.0, (copied_share - 0.3) / 0.4))
     canaries: tuple[str, ...] = ()
     if copied_share >= 0.5:
@@ -415,14 +422,60 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     return Verdict(named * own * (1.0 - copied), tuple(problems), canaries)
 
 
-def _copied_share(words: tuple[str, ...], prompt_runs: frozenset[tuple[str, ...]]) -> float:
+def _is_example_description(card: CardFacts, want: RequestFacts) -> bool:
+    """The description is "Total <metric> this month" (the instructions' example) in other
+    words: nothing but the example's words, the metric's and the title's."""
+    description = card.description
+    assert description is not None
+    leftover = set(description.words) - _metric_words(want.metric.name)
+    if card.title is not None:
+        leftover.difference_update(card.title.words)
+    return "total" in leftover and leftover <= _EXAMPLE_DESCRIPTION
+
+
+_METRIC_WORDS: dict[str, frozenset[str]] = {}
+
+
+def _metric_words(name: str) -> frozenset[str]:
+    found = _METRIC_WORDS.get(name)
+    if found is None:
+        found = _METRIC_WORDS[name] = frozenset(singular(w) for w in words_of(name))
+    return found
+
+
+def _other_metric_named(
+    words: tuple[str, ...], spans: tuple[tuple[int, int, frozenset[str]], ...], name: str
+) -> str:
+    """A catalog metric the description names by its full name (of two or more words: "revenue"
+    or "sales" also describe other metrics), other than the asked one; "" when none."""
+    for start, end, metrics in spans:
+        if name in metrics:
+            continue
+        for metric in metrics:
+            if _MULTIWORD_NAMES.get(metric) == words[start:end]:
+                return metric
+    return ""
+
+
+_MULTIWORD_NAMES = {
+    m.name: tuple(singular(w) for w in words_of(m.name)) for m in METRICS if " " in m.name
+}
+
+
+def _copied_share(words: tuple[str, ...], want: RequestFacts) -> float:
     """The share of `words` inside a run of COPY_RUN consecutive words that the prompt also has."""
     if not words:
         return 0.0
+    prompt_words, prompt_runs = want.prompt_words, want.prompt_runs
     covered = 0
     last_covered = -1  # index of the last word counted
-    for start in range(len(words) - COPY_RUN + 1):
-        if words[start : start + COPY_RUN] in prompt_runs:
+    streak = 0  # words in a row, up to here, that the prompt has
+    for at, word in enumerate(words):
+        streak = streak + 1 if word in prompt_words else 0
+        if streak < COPY_RUN:
+            continue
+        start = at - COPY_RUN + 1
+        if words[start : at + 1] in prompt_runs:
             covered += start + COPY_RUN - max(start, last_covered + 1)
             last_covered = start + COPY_RUN - 1
     return covered / len(words)

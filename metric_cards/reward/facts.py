@@ -27,7 +27,7 @@ from metric_cards.reward.mentions import (
     Mentions,
     metric_phrases,
     scan_mentions,
-    singular,
+    singulars,
     words_of,
 )
 from metric_cards.reward.quantity import Quantity, read_quantity
@@ -127,7 +127,7 @@ def _request_facts(request: Request) -> RequestFacts | None:
     metric = METRICS_BY_NAME.get(request.metric)
     if metric is None:
         return None
-    words = [singular(word) for word in words_of(request.prompt)]
+    words = singulars(words_of(request.prompt))
     return RequestFacts(
         request=request,
         metric=metric,
@@ -167,17 +167,18 @@ SCANNED_CHARS = 2000
 
 def _title_facts(title: str) -> TitleFacts:
     title = title[:SCANNED_CHARS]
-    words = [singular(word) for word in words_of(title)]
-    found = metric_phrases(words)
+    raw = words_of(title)
+    words = singulars(raw)
+    found = metric_phrases(list(words))
     inside = set()
     for start, end, _ in found:
         inside.update(range(start, end))
     return TitleFacts(
-        words=tuple(words),
+        words=words,
         metrics=tuple(metrics for _, _, metrics in found),
         spans=tuple((start, end) for start, end, _ in found),
         loose_words=tuple(word for at, word in enumerate(words) if at not in inside),
-        mentions=scan_mentions(title),
+        mentions=scan_mentions(title, raw),
     )
 
 
@@ -199,16 +200,20 @@ class DescriptionFacts:
     text: str
     words: tuple[str, ...]  # singular lower-case words
     content_words: frozenset[str]  # words of 3+ letters that are not function words
+    metrics: tuple[
+        tuple[int, int, frozenset[str]], ...
+    ]  # metric names/aliases: (start, end, metrics)
     mentions: Mentions
 
 
 def _description_facts(text: str) -> DescriptionFacts:
     text = text[:SCANNED_CHARS]
-    words = tuple(singular(word) for word in words_of(text))
-    content = frozenset(
-        word for word in words if len(word) >= 3 and word.isalpha() and word not in FUNCTION_WORDS
-    )
-    return DescriptionFacts(text, words, content, scan_mentions(text))
+    raw = words_of(text)
+    words = singulars(raw)
+    content = frozenset(words).difference(FUNCTION_WORDS)
+    content = frozenset(word for word in content if len(word) >= 3 and word.isalpha())
+    metrics = tuple(metric_phrases(list(words)))
+    return DescriptionFacts(text, words, content, metrics, scan_mentions(text, raw))
 
 
 _DESCRIPTIONS: BoundedMemo[str, DescriptionFacts] = BoundedMemo(_description_facts, 1 << 20)
@@ -277,4 +282,7 @@ def card_facts(props: dict) -> CardFacts:
     )
 
 
-MEMOS = (_REQUESTS, _TITLES, _VALUES, _ICONS, _DESCRIPTIONS)
+# What completions contain (a benchmark's "cold" clears these) ...
+CONTENT_MEMOS = (_TITLES, _VALUES, _ICONS, _DESCRIPTIONS)
+# ... and what the env asks: one entry per prompt, shared by the K completions of its group.
+MEMOS = (_REQUESTS, *CONTENT_MEMOS)

@@ -45,7 +45,7 @@ _CLEAN = frozenset({"bare", "fenced"})
 
 
 def is_strict_json(extraction: Extraction) -> bool:
-    """"Valid JSON": a JSON object that JavaScript's JSON.parse accepts as written (no repair).
+    """ "Valid JSON": a JSON object that JavaScript's JSON.parse accepts as written (no repair).
     The one definition behind the run statistics, the process summary and the viewer."""
     return extraction.value.__class__ is dict and not extraction.repaired
 
@@ -54,15 +54,15 @@ def is_strict_json(extraction: Extraction) -> bool:
 
 
 def validity_layer(
-    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, completion: str = ""
+    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, *, commented: bool = False
 ) -> tuple[float, list[str]]:
-    """Is there strict JSON to find, and how cleanly? (`completion`: the whole answer, to see a
-    JavaScript comment written before the card.)"""
+    """Is there strict JSON to find, and how cleanly? `commented`: the answer opens with a // or
+    /* comment before the card, which is JSON with comments (JSON.parse rejects it), not prose."""
     method = extraction.method
     if extraction.value is None:
         return 0.0, ["no JSON object found"]
     problems: list[str] = []
-    if extraction.repaired or opens_with_comment(completion):
+    if extraction.repaired or commented:
         score = config.validity_repaired
         problems.append("the JSON is not strict JSON (JSON.parse rejects it) and needed repair")
     elif method in _CLEAN:
@@ -76,16 +76,6 @@ def validity_layer(
         score *= 0.5
         problems.append(f"the JSON is a {_json_type(extraction.value)}, not an object")
     return score, problems
-
-
-def opens_with_comment(completion: str) -> bool:
-    """The answer (after any reasoning block) starts with a // or /* comment: JSON with comments,
-    which JSON.parse rejects, rather than prose around JSON."""
-    answer = completion.lstrip()
-    if answer[:7].lower() == "<think>":
-        end = answer.lower().rfind("</think>")
-        answer = answer[end + len("</think>") :].lstrip() if end >= 0 else ""
-    return answer.startswith(("//", "/*"))
 
 
 def _json_type(value: Any) -> str:
@@ -142,7 +132,7 @@ def schema_layer(card: Any) -> tuple[float, list[str]]:
     if component != "metricCard":
         # the front end renders nothing for another componentType, a case variant included
         if "componentType" not in card:
-            return 0.0, ['no componentType: the component does not render']
+            return 0.0, ["no componentType: the component does not render"]
         return 0.0, [f'componentType is {component!r}, not "metricCard": nothing renders']
     earned = 1.0
     unknown = [key for key in card if key not in _CARD_KEYS]
@@ -289,7 +279,6 @@ def _trend_shape(props: dict, problems: list[str], unknown: list[str]) -> float:
     return credit
 
 
-
 # --- semantic -------------------------------------------------------------------------------
 
 
@@ -311,8 +300,10 @@ def semantic_layer(
     problems = []
     for name, verdict in verdicts.items():
         total += weights[name] * verdict.score
-        problems.extend(verdict.problems)
-    return total, problems, verdicts
+        if verdict.problems:
+            problems.extend(verdict.problems)
+    # 6 decimals: 0.3 + 0.35 + 0.35 is 1.0, not 0.9999999999999999
+    return min(1.0, round(total, 6)), problems, verdicts
 
 
 def generic_semantic(facts: CardFacts) -> tuple[float, list[str]]:
@@ -325,10 +316,7 @@ def generic_semantic(facts: CardFacts) -> tuple[float, list[str]]:
         trend = ABSENT
     else:
         trend = 1.0 if facts.trend_value is not None and facts.trend_positive is not None else 0.0
-    if facts.icon_raw is None:
-        icon = ABSENT
-    else:
-        icon = 1.0 if facts.icon is not None else 0.0
+    icon = ABSENT if facts.icon_raw is None else float(facts.icon is not None)
     description = 1.0 if facts.description is not None and facts.description.words else ABSENT
     for name, score in (("title", title), ("value", value), ("trend", trend), ("icon", icon)):
         if score < 1.0:

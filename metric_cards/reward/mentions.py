@@ -31,6 +31,7 @@ __all__ = [
     "metric_phrases",
     "scan_mentions",
     "singular",
+    "singulars",
     "words_of",
 ]
 
@@ -44,7 +45,7 @@ _BASELINE_LINKS = frozenset(
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-case words and numbers ("Q3 2023" -> ["q3", "2023"]; "e-commerce" -> ["e", "commerce"])."""
+    """Lower-case words and numbers ("Q3 2023": "q3", "2023"; "e-commerce": "e", "commerce")."""
     return _WORD.findall(text.lower())
 
 
@@ -53,6 +54,26 @@ def singular(word: str) -> str:
     if len(word) > 3 and word[-1] == "s" and word[-2] not in "su" and not word.endswith("is"):
         return word[:-1]
     return word
+
+
+_SINGULARS: dict[str, str] = {}
+_MAX_SINGULARS = 50_000  # words of up to 32 characters: a bound of about 3 MB
+
+
+def singulars(words: list[str]) -> tuple[str, ...]:
+    """`singular` of each word (looked up: the same words come back in every card)."""
+    known = _SINGULARS
+    out = []
+    for word in words:
+        found = known.get(word)
+        if found is None:
+            found = singular(word)
+            if len(word) <= 32:
+                if len(known) >= _MAX_SINGULARS:
+                    known.clear()
+                known[word] = found
+        out.append(found)
+    return tuple(out)
 
 
 class _PhraseIndex:
@@ -162,9 +183,10 @@ def _is_baseline(words: list[str], start: int) -> bool:
     return False
 
 
-def scan_mentions(text: str) -> Mentions:
-    """The periods and domains `text` names."""
-    words = words_of(text)
+def scan_mentions(text: str, words: list[str] | None = None) -> Mentions:
+    """The periods and domains `text` names (`words`: its `words_of`, if already cut)."""
+    if words is None:
+        words = words_of(text)
     periods: list[PeriodMention] = []
     domains: set[str] = set()
     names: list[tuple[str, str]] = []
@@ -189,7 +211,9 @@ def scan_mentions(text: str) -> Mentions:
         periods.append(PeriodMention(kind, payload, written, _is_baseline(words, start)))
     # bare years that name a period ("in 2023", "FY2023"), not counts ("2023 users")
     for at, word in enumerate(words):
-        year = _year(word) if len(word) >= 4 else None
+        if len(word) < 4 or not (word[0] in "12" or word[:2] == "fy"):
+            continue
+        year = _year(word)
         if year is None:
             continue
         before = words[at - 1] if at else ""

@@ -7,7 +7,8 @@
     words     := up to 3 words, one "per"/"/" word among them   ("1,204 new users",
                                                                 "$210,000 revenue per employee")
     NUMBER    := digits with "," / "." thousands separators and one decimal mark; the mark is the
-                 separator that comes last or stands alone before 1-2 or 4+ digits ("4,8", "1.234,56")
+                 separator that comes last, unless a lone "," groups 3 digits ("4,8", "1.234,56",
+                 "12,345")
 
 The text is cut into tokens by one regex whose alternatives are single character classes (no
 nested quantifiers), then read left to right by hand: linear time on any input. Anything left
@@ -84,10 +85,8 @@ def _number(token: str) -> tuple[float, bool] | None:
         groups, fraction = token.split(mark), ""
         if not _thousands(groups):
             return None
-    elif len(fraction) == 3 and other not in integer and integer != "0":
-        # "12,345" or "12.345" alone: read "," as grouping, "." as a decimal mark
-        if mark == ",":
-            groups, fraction = [integer, fraction], ""
+    elif mark == "," and len(fraction) == 3 and other not in integer and integer != "0":
+        groups, fraction = [integer, fraction], ""  # "12,345": grouping ("12.345" is a decimal)
     if len(groups) > 1 and not _thousands(groups):
         return None
     digits = "".join(groups)

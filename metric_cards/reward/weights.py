@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 __all__ = ["DEFAULT_REWARD", "LAYER_WEIGHTS", "SEMANTIC_WEIGHTS", "RewardConfig"]
 
@@ -43,22 +43,22 @@ class RewardConfig(BaseModel):
     exposes each as an `--env.<field>` flag."""
 
     # --- layers: score = weighted mean, then the gates below
-    weight_validity: float = _weight(0.10, "Layer weight: the answer is JSON the front end parses.")
-    weight_schema: float = _weight(0.15, "Layer weight: per-field shape of the card.")
-    weight_semantic: float = _weight(0.60, "Layer weight: the card answers the request.")
+    weight_validity: float = _weight(0.05, "Layer weight: the answer is JSON the front end parses.")
+    weight_schema: float = _weight(0.05, "Layer weight: per-field shape of the card.")
+    weight_semantic: float = _weight(0.80, "Layer weight: the card answers the request.")
     weight_formatting: float = _weight(
-        0.15, "Layer weight: JSON alone, complete, not overlong (credited as far as it is a card)."
+        0.10, "Layer weight: JSON alone, complete, not overlong (credited as far as it is a card)."
     )
     # --- semantic checks (checks.py), normalised by their sum
-    weight_title: float = _weight(0.23, "Check weight: the title names the asked metric only.")
-    weight_value: float = _weight(0.15, "Check weight: the value is one quantity in its unit.")
+    weight_title: float = _weight(0.18, "Check weight: the title names the asked metric only.")
+    weight_value: float = _weight(0.10, "Check weight: the value is one quantity in its unit.")
     weight_magnitude: float = _weight(0.15, "Check weight: the value is realistic for the metric.")
     weight_trend: float = _weight(
-        0.15, "Check weight: a realistic non-zero trend whose sign agrees with isPositive."
+        0.20, "Check weight: a realistic non-zero trend whose sign agrees with isPositive."
     )
-    weight_icon: float = _weight(0.10, "Check weight: a Lucide icon that fits the metric.")
+    weight_icon: float = _weight(0.12, "Check weight: a Lucide icon that fits the metric.")
     weight_description: float = _weight(
-        0.22, "Check weight: an own sentence naming the period and domain, contradicting neither."
+        0.25, "Check weight: an own sentence naming the period and domain, contradicting neither."
     )
     # --- gates: whole-card factors
     off_topic_cost: float = _share(
@@ -97,9 +97,6 @@ class RewardConfig(BaseModel):
         0.5, "Formatting lost by an answer twice max_reasonable_chars long (proportional)."
     )
 
-    _layer_weights: dict[str, float] = PrivateAttr(default_factory=dict)
-    _check_weights: dict[str, float] = PrivateAttr(default_factory=dict)
-
     @model_validator(mode="after")
     def _some_weight(self) -> RewardConfig:
         for group in (LAYER_WEIGHTS, SEMANTIC_WEIGHTS):
@@ -110,17 +107,30 @@ class RewardConfig(BaseModel):
         return self
 
     def layer_weights(self) -> dict[str, float]:
-        """Layer name -> weight, normalised to sum to 1 (computed on first use: a config is not
-        changed once made)."""
-        if not self._layer_weights:
-            self._layer_weights = _normalised(self, LAYER_WEIGHTS)
-        return self._layer_weights
+        """Layer name -> weight, normalised to sum to 1."""
+        return _normalised_weights(self)[0]
 
     def check_weights(self) -> dict[str, float]:
         """Semantic check name -> weight, normalised to sum to 1."""
-        if not self._check_weights:
-            self._check_weights = _normalised(self, SEMANTIC_WEIGHTS)
-        return self._check_weights
+        return _normalised_weights(self)[1]
+
+
+# id(config) -> (config, layer weights, check weights): computed once per config (a config is
+# not changed once made); the config is kept so its id cannot be reused by another object.
+_WEIGHTS: dict[int, tuple[RewardConfig, dict[str, float], dict[str, float]]] = {}
+
+
+def _normalised_weights(config: RewardConfig) -> tuple[dict[str, float], dict[str, float]]:
+    found = _WEIGHTS.get(id(config))
+    if found is None or found[0] is not config:
+        if len(_WEIGHTS) > 64:
+            _WEIGHTS.clear()
+        found = _WEIGHTS[id(config)] = (
+            config,
+            _normalised(config, LAYER_WEIGHTS),
+            _normalised(config, SEMANTIC_WEIGHTS),
+        )
+    return found[1], found[2]
 
 
 def _normalised(config: RewardConfig, table: dict[str, str]) -> dict[str, float]:
