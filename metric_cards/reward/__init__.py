@@ -20,7 +20,7 @@ Deterministic and continuous: no randomness, no noise added to spread scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from metric_cards.catalog import Request
 from metric_cards.extraction import Extraction, extract_json
@@ -61,14 +61,13 @@ CANARIES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreResult:
+class ScoreResult(NamedTuple):
     score: float  # in [0, 1]
     layers: dict[str, float]  # keys exactly LAYERS
     problems: list[str]  # short readable strings naming what cost points
     extraction: Extraction
-    canaries: dict[str, bool] = field(default_factory=dict)  # keys exactly CANARIES
-    checks: dict[str, float] = field(default_factory=dict)  # semantic check scores by name
+    canaries: dict[str, bool]  # keys exactly CANARIES
+    checks: dict[str, float]  # semantic check scores by name (empty without a catalog request)
 
 
 def score_completion(
@@ -86,7 +85,7 @@ def score_completion(
     commented = answer.startswith(("//", "/*"))
     validity, problems = validity_layer(extraction, config, commented=commented)
     if validity <= 0.0:
-        return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries)
+        return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries, {})
     card = extraction.value
     if card.__class__ is dict and is_valid_card(card):
         schema, schema_problems = 1.0, []

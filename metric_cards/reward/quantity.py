@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Quantity", "read_quantity"]
 
 
-@dataclass(frozen=True, slots=True)
-class Quantity:
+class Quantity(NamedTuple):
     """One quantity read from a value string; `kind` is None when the string is not one.
 
     kind: "money" | "percent" | "ratio" | "duration" (number in seconds) | "fraction" (number is
