@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from metric_cards.catalog import parse_request
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 
 EXIT_OK = 0
 EXIT_NOTHING_SCORED = 1
