@@ -80,9 +80,7 @@ class Extraction(NamedTuple):
     prose_chars: int  # non-whitespace characters of the answer outside the JSON and its fence
     repaired: bool  # lenient recovery was needed: not strict JSON
     truncated: bool = False  # the object was never closed; repair closed it
-    capped: bool = (
-        False  # the completion was longer than MAX_COMPLETION_CHARS; the rest was ignored
-    )
+    capped: bool = False  # longer than MAX_COMPLETION_CHARS: only the first part was read
 
 
 NOTHING = Extraction(value=None, text=None, method="none", prose_chars=0, repaired=False)
@@ -217,8 +215,6 @@ def _located(
         method = "bare"
     return Extraction(value, answer[start:end], method, prose, False, capped=capped)
 
-
-_FENCE_TAG = re.compile(r"[\w+.-]*")  # the language tag of an opening fence: ```json
 
 # --- reasoning blocks ----------------------------------------------------------------------------
 
@@ -365,6 +361,8 @@ def _max_depth(text: str) -> int:
 
 
 # --- prose and fences ----------------------------------------------------------------------------
+
+_FENCE_TAG = re.compile(r"[\w+.-]*")  # the language tag of an opening fence: ```json
 
 
 def _nonspace_len(text: str) -> int:
