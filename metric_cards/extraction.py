@@ -101,7 +101,7 @@ def _parse_int(digits: str) -> int | float:
 
 
 _STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
-_scan_once = _STRICT.scan_once
+_raw_decode = _STRICT.raw_decode
 
 
 def loads_strict(text: str) -> Any:
@@ -118,8 +118,8 @@ _NO_VALUE = object()
 def _strict_span(text: str, start: int, end: int) -> Any:
     """The strict JSON value spelled exactly by text[start:end], or _NO_VALUE."""
     try:
-        value, stop = _scan_once(text[start:end], 0)
-    except (StopIteration, ValueError):
+        value, stop = _raw_decode(text[start:end])
+    except ValueError:
         return _NO_VALUE
     return value if stop == end - start else _NO_VALUE
 
