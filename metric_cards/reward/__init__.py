@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from metric_cards.catalog import Request
-from metric_cards.extraction import Extraction, extract_json
+from metric_cards.extraction import MAX_COMPLETION_CHARS, Extraction, extract_json
 from metric_cards.reward.facts import request_facts
 from metric_cards.reward.layers import (
     formatting_layer,
@@ -151,8 +151,9 @@ def combine_layers(
 
 
 def _answer(text: str) -> str:
-    """The answer without leading whitespace and a leading reasoning block."""
-    answer = text.lstrip()
+    """The answer without leading whitespace and a leading reasoning block (within the part of
+    the completion the extractor reads)."""
+    answer = text[:MAX_COMPLETION_CHARS].lstrip()
     if answer[:7].lower() == "<think>":
         end = answer.lower().rfind("</think>")
         answer = answer[end + len("</think>") :].lstrip() if end >= 0 else ""
