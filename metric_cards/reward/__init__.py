@@ -87,6 +87,7 @@ def score_completion(
     if validity <= 0.0:
         return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries, {})
     card = extraction.value
+    schema_problems: list[str]
     if card.__class__ is dict and is_valid_card(card):
         schema, schema_problems = 1.0, []
     else:
