@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from metric_cards.catalog import Request
-from metric_cards.extraction import Extraction, extract_json
+from metric_cards.extraction import MAX_COMPLETION_CHARS, Extraction, extract_json
 from metric_cards.reward.facts import request_facts
 from metric_cards.reward.layers import (
     formatting_layer,
@@ -87,6 +87,7 @@ def score_completion(
     if validity <= 0.0:
         return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries, {})
     card = extraction.value
+    schema_problems: list[str]
     if card.__class__ is dict and is_valid_card(card):
         schema, schema_problems = 1.0, []
     else:
@@ -151,8 +152,9 @@ def combine_layers(
 
 
 def _answer(text: str) -> str:
-    """The answer without leading whitespace and a leading reasoning block."""
-    answer = text.lstrip()
+    """The answer without leading whitespace and a leading reasoning block (within the part of
+    the completion the extractor reads)."""
+    answer = text[:MAX_COMPLETION_CHARS].lstrip()
     if answer[:7].lower() == "<think>":
         end = answer.lower().rfind("</think>")
         answer = answer[end + len("</think>") :].lstrip() if end >= 0 else ""

@@ -178,7 +178,7 @@ def _title_facts(title: str) -> TitleFacts:
     raw = words_of(title)
     words = singulars(raw)
     found = metric_phrases(words)
-    inside = set()
+    inside: set[int] = set()
     for start, end, _ in found:
         inside.update(range(start, end))
     return TitleFacts(
