@@ -52,8 +52,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections import deque
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "MAX_COMPLETION_CHARS",
@@ -71,8 +71,9 @@ MAX_JSON_DEPTH = 64  # a card nests 3 deep (card, props, trend)
 Method = Literal["bare", "fenced", "after_think", "in_prose", "repaired", "none"]
 
 
-@dataclass(frozen=True, slots=True)
-class Extraction:
+class Extraction(NamedTuple):
+    """What extract_json found (immutable; a NamedTuple because one is built per completion)."""
+
     value: Any | None  # the parsed JSON value (a dict for a card) or None when nothing was found
     text: str | None  # the JSON source text as found (fences, <think> blocks and prose stripped)
     method: Method
@@ -162,7 +163,7 @@ def _extract(text: str) -> Extraction:
     ):
         value = _strict_span(stripped, 0, len(stripped))
         if value is not _NO_VALUE:
-            return Extraction(value, stripped, "bare", 0, False, capped=capped)
+            return Extraction(value, stripped, "bare", 0, False, False, capped)
     return _extract_from_answer(text, capped)
 
 
@@ -263,53 +264,58 @@ def _object_spans(answer: str) -> list[tuple[int, int]]:
 
     One pass: prose (outside any brace) is skipped with str.find; inside braces, strings are
     skipped whole so braces in them do not count. An unmatched `{` (in prose, or an object cut
-    off) does not hide the balanced objects after it."""
-    closed: list[tuple[int, int, int]] = []  # (start, end, deepest nesting inside)
-    stack: list[list[Any]] = []  # [opening char, start, deepest nesting inside]
-    position = 0
-    while True:
-        if not stack:
-            position = answer.find("{", position)
-            if position == -1:
+    off) does not hide the balanced objects after it. The stack is kept as parallel lists of
+    str and int, so a text of 30,000 brackets allocates no containers for the garbage collector
+    to walk."""
+    kinds: list[str] = []  # the open brackets, innermost last
+    starts: list[int] = []  # where each opened
+    deepest: list[int] = []  # the deepest nesting inside each, itself included
+    closed_starts: list[int] = []
+    closed_ends: list[int] = []
+    closed_depths: list[int] = []
+    position = answer.find("{")
+    while position != -1:
+        kinds.append("{")
+        starts.append(position)
+        deepest.append(1)
+        for token in _INSIDE_TOKEN.finditer(answer, position + 1):
+            char = token.group()[0]
+            if char == '"':
+                continue
+            if char == "{" or char == "[":
+                kinds.append(char)
+                starts.append(token.start())
+                deepest.append(1)
+                continue
+            if char == "]" and kinds[-1] != "[":
+                continue  # a stray "]": not JSON, left for the parser to reject
+            # "}" closes the innermost "{" (a "[" opened inside it was never closed); "]" its "["
+            while True:
+                kind, start, depth = kinds.pop(), starts.pop(), deepest.pop()
+                if deepest and deepest[-1] <= depth:
+                    deepest[-1] = depth + 1
+                if char == "]" or kind == "{" or not kinds:
+                    break
+            if char == "}" and kind == "{":
+                closed_starts.append(start)
+                closed_ends.append(token.end())
+                closed_depths.append(depth)
+            if not kinds:  # back in prose
+                position = answer.find("{", token.end())
                 break
-            stack.append(["{", position, 1])
-            position += 1
-            continue
-        token = _INSIDE_TOKEN.search(answer, position)
-        if token is None:
-            break
-        position = token.end()
-        char = token.group()[0]
-        if char == '"':
-            continue
-        if char == "{" or char == "[":
-            stack.append([char, token.start(), 1])
-            continue
-        if char == "]" and stack[-1][0] != "[":
-            continue  # a stray "]": not JSON, left for the parser to reject
-        # "}" closes the innermost "{" (any "[" opened inside it was never closed); "]" its "["
-        while True:
-            opener = stack.pop()
-            depth = opener[2]
-            if stack:
-                stack[-1][2] = max(stack[-1][2], depth + 1)
-            if char == "]" or opener[0] == "{" or not stack:
-                break
-        if char == "}" and opener[0] == "{":
-            closed.append((opener[1], position, depth))
+        else:
+            break  # the text ends inside an object
     # Keep the outermost spans: a span is inside an earlier-starting one if it ends before it.
-    closed.sort()
     outermost: list[tuple[int, int]] = []
     reach = -1
-    for start, end, depth in closed:
+    for index in sorted(range(len(closed_starts)), key=closed_starts.__getitem__):
+        end = closed_ends[index]
         if end <= reach:
             continue
-        reach = end
-        if depth <= MAX_JSON_DEPTH:
-            outermost.append((start, end))
-        else:  # too deep: neither it nor anything inside it is a card
-            outermost.append((start, -1))
-    return [(start, end) for start, end in outermost if end != -1]
+        reach = end  # a span too deep hides everything inside it too
+        if closed_depths[index] <= MAX_JSON_DEPTH:
+            outermost.append((closed_starts[index], end))
+    return outermost
 
 
 def _first_card(answer: str, spans: list[tuple[int, int]]) -> tuple[int, int, Any] | None:
@@ -457,7 +463,8 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
     dropped), stops where the object closes, and closes it if the text ends first."""
     out: list[str] = []
     stack: list[str] = []
-    commas: list[tuple[int, tuple[str, ...]]] = []  # fallback cut points for cut-off objects
+    # the last few commas, where a cut-off object can be cut if closing it at the end fails
+    commas: deque[tuple[int, str]] = deque(maxlen=_MAX_FALLBACKS)
     end = len(source)
     text_end = len(source.rstrip())
     for token in _REPAIR_TOKEN.finditer(source, start):
@@ -475,7 +482,7 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
             literal = _WORDS.get(piece)
             if literal is None and token.end() == text_end:
                 literal = _literal_prefix(piece)  # "tr" cut off at the very end means true
-            out.append(literal or json.dumps(piece))
+            out.append(literal or f'"{piece}"')  # an unquoted key or word: letters, digits, _ $
         elif piece == "{" or piece == "[":
             stack.append(piece)
             if len(stack) > MAX_JSON_DEPTH:
@@ -491,7 +498,7 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
                 break
         elif piece == ",":
             if out and out[-1] not in _NO_COMMA_AFTER:
-                commas.append((len(out), tuple(stack)))
+                commas.append((len(out), "".join(stack)))
                 out.append(piece)
         else:
             out.append(piece)
@@ -499,7 +506,7 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
         value = _loads_or_none("".join(out))
         return None if value is _NO_VALUE else (value, end, False)
     # Cut off: close what is open; if that does not parse, back off to earlier commas.
-    for cut, open_stack in [(len(out), tuple(stack)), *reversed(commas[-_MAX_FALLBACKS:])]:
+    for cut, open_stack in [(len(out), "".join(stack)), *reversed(commas)]:
         value = _loads_or_none(_close(out[:cut], open_stack))
         if value is not _NO_VALUE:
             return value, end, True
@@ -509,10 +516,18 @@ def _repair(source: str, start: int) -> tuple[Any, int, bool] | None:
 def _json_string(piece: str) -> str:
     """A quoted string token (either quote, maybe never closed) as a JSON string literal."""
     quote = piece[0]
-    closed = len(piece) > 1 and piece[-1] == quote and _trailing_backslashes(piece[:-1]) % 2 == 0
-    body = piece[1:-1] if closed else piece[1:]
-    if _trailing_backslashes(body) % 2 == 1:
-        body = body[:-1]  # an escape cut off at the very end
+    if "\\" not in piece:
+        if quote == '"' and len(piece) > 1 and piece[-1] == '"' and piece.isprintable():
+            return piece  # already a JSON string
+        closed = len(piece) > 1 and piece[-1] == quote
+        body = piece[1:-1] if closed else piece[1:]
+    else:
+        closed = (
+            len(piece) > 1 and piece[-1] == quote and _trailing_backslashes(piece[:-1]) % 2 == 0
+        )
+        body = piece[1:-1] if closed else piece[1:]
+        if _trailing_backslashes(body) % 2 == 1:
+            body = body[:-1]  # an escape cut off at the very end
     return '"' + _STRING_FIX.sub(_fix_string_part, body) + '"'
 
 
@@ -557,7 +572,7 @@ def _literal_prefix(token: str) -> str | None:
     return None
 
 
-def _close(pieces: list[str], open_stack: tuple[str, ...]) -> str:
+def _close(pieces: list[str], open_stack: str) -> str:
     """Close a cut-off object: drop a dangling comma or key, then close the open brackets."""
     pieces = list(pieces)
     if pieces and pieces[-1] == ",":

@@ -122,6 +122,7 @@ class Rollout:
     completion_tokens: int | None = None
     adjustments: dict[str, float] = field(default_factory=dict)
     rescored: bool = False  # score/layers/problems were recomputed by the reader
+    canaries: list[str] = field(default_factory=list)  # hacking canaries raised (reward.CANARIES)
 
     @property
     def source(self) -> str:
@@ -609,6 +610,7 @@ class RolloutReader:
         base_score: float | None = None
         completion_tokens: int | None = None
         adjustments: dict[str, float] = {}
+        canaries: list[str] = []
 
         if records is not None:
             fmt = FORMAT_METRIC_CARD
@@ -630,6 +632,9 @@ class RolloutReader:
             base_score = _finite(record.get("base_score"))
             tokens = record.get("completion_tokens")
             completion_tokens = tokens if isinstance(tokens, int) else None
+            raw_canaries = record.get("canaries")
+            if isinstance(raw_canaries, list):
+                canaries = [str(name) for name in raw_canaries]
             raw_adjust = record.get("adjustments")
             if isinstance(raw_adjust, dict):
                 adjustments = {k: float(v) for k, v in raw_adjust.items() if _finite(v) is not None}
@@ -658,6 +663,7 @@ class RolloutReader:
             base_score=base_score,
             completion_tokens=completion_tokens,
             adjustments=adjustments,
+            canaries=canaries,
         )
         if self.rescore and fmt != FORMAT_METRIC_CARD:
             self._rescore(rollout)
@@ -674,6 +680,7 @@ class RolloutReader:
         rollout.base_score = rollout.score
         rollout.layers = {k: float(v) for k, v in dict(result.layers).items()}
         rollout.problems = [str(p) for p in result.problems]
+        rollout.canaries = [name for name, raised in result.canaries.items() if raised]
         rollout.rescored = True
         self.stats.rescored += 1
 

@@ -324,6 +324,7 @@ def _collect(groups: Iterable[RolloutGroup], sprite: IconSprite) -> _Collected:
                     "s": rollout.score,
                     "l": layers,
                     "pr": [out.problem_id(p) for p in rollout.problems],
+                    "cn": rollout.canaries,
                     "f": rollout.finish_reason,
                     "c": rollout.completion,
                     "k": card_view(rollout.completion, sprite),
@@ -365,7 +366,16 @@ def _summary(collected: _Collected) -> dict[str, Any]:
         + (f" ({count} group{'s' if count != 1 else ''})" if len(formats) > 1 else "")
         for name, count in sorted(formats.items())
     )
+    raised: dict[str, int] = {}
+    for rollout in rollouts:
+        for name in rollout["cn"]:
+            raised[name] = raised.get(name, 0) + 1
+    canaries = [
+        f"{name} {100 * count / total:.0f}%"
+        for name, count in sorted(raised.items(), key=lambda item: -item[1])
+    ]
     return {
+        "canaries": " · ".join(canaries) if canaries else "none",
         "groups": f"{len(collected.groups):,}",
         "rollouts": f"{total:,}",
         "valid_pct": f"{100 * valid / total:.1f}%" if total else "n/a",

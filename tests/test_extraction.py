@@ -343,3 +343,25 @@ def test_nesting_deeper_than_the_limit_is_not_a_card() -> None:
     assert extract_json(nested(MAX_JSON_DEPTH)).method == "bare"
     for text in (nested(MAX_JSON_DEPTH + 1), "Here: " + nested(MAX_JSON_DEPTH + 1)):
         assert extract_json(text) == Extraction(None, None, "none", 0, False)
+
+
+@pytest.mark.parametrize(
+    ("broken", "expected", "truncated"),
+    [
+        ("{'a': 'it\\'s'}", {"a": "it's"}, False),
+        ("{'a': 'say \"hi\"'}", {"a": 'say "hi"'}, False),
+        ('{"a": "x\\qy"}', {"a": "x\\qy"}, False),  # an escape JSON lacks: kept as written
+        ('{"a": "\\u12"}', {"a": "\\u12"}, False),
+        ('{"a": "line\nbreak\ttab"}', {"a": "line\nbreak\ttab"}, False),  # raw controls
+        ('{"a": "abc\\', {"a": "abc"}, True),  # cut off inside an escape
+        ('{"a": "abc\\"', {"a": 'abc"'}, True),
+        ("{a: 0x1F, b: -0x10, c: 007, d: +.5e}", {"a": 31, "b": -16, "c": 7, "d": 0.5}, False),
+        ('{"a": [1, 2,, 3,]}', {"a": [1, 2, 3]}, False),
+        ('{"a": fal', {"a": False}, True),
+        ('{"a": nu  ', {"a": None}, True),
+        ('{"a": 1 /* never closed', {"a": 1}, True),
+    ],
+)
+def test_repair_details(broken: str, expected: dict, truncated: bool) -> None:
+    found = extract_json(broken)
+    assert (found.method, found.value, found.truncated) == ("repaired", expected, truncated)

@@ -728,3 +728,31 @@ def test_every_metric_has_a_perfect_answer() -> None:
             request,
         )  # fmt: skip
         assert result.problems == [] and result.score == 1.0, (metric.name, result.problems)
+
+
+# --- canaries in the run statistics (wandb train/canary_<name>, the process summary) ---------
+
+
+def test_run_stats_report_canary_rates_and_valid_json() -> None:
+    from metric_cards.groups import ScoredRollout
+    from metric_cards.run_stats import RolloutStats
+
+    def rollout(text: str) -> ScoredRollout:
+        result = score(text)
+        return ScoredRollout(
+            messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": text}],
+            tokens=[1], masks=[1], result=result, score=result.score, finish_reason="stop",
+            completion_tokens=1, adjustments={},
+        )  # fmt: skip
+
+    stats = RolloutStats()
+    good = json.dumps(card())
+    flat = json.dumps(card(trend={"value": 0, "isPositive": True}))
+    stats.add_group([rollout(good), rollout(flat), rollout(good[:-2] + ",}}"), rollout("no")])
+    metrics = stats.metrics("train")
+    assert metrics["train/canary_flat_trend"] == 0.25
+    assert metrics["train/canary_repaired_json"] == 0.25
+    assert metrics["train/canary_example_copied"] == 0.0
+    assert {f"train/canary_{name}" for name in CANARIES} <= set(metrics)
+    assert metrics["train/percent_valid_json"] == 50.0  # the repaired one and "no" are not
+    assert rollout(flat).record()["canaries"] == ["flat_trend"]

@@ -189,6 +189,11 @@ def test_summary_figures(rendered: tuple[FixtureFile, str]) -> None:
     assert f'id="stat-valid">{expected_valid}<' in html
     assert f'id="stat-mean">{mean:.3f}<' in html
     assert 'id="stat-truncated">1<' in html  # the cut-off one (the corpus is all finished)
+    # hacking canaries: each raised one with its share of the rollouts, as the file says
+    raised = [name for r in data["rollouts"] for name in r["cn"]]
+    assert "example_copied" in raised
+    share = 100 * raised.count("example_copied") / len(data["rollouts"])
+    assert f"example_copied {share:.0f}%" in html[html.index('id="stat-canaries"') :]
     layers = re.findall(r'<span class="name">(\w+)</span>', html)
     assert layers == ["validity", "schema", "semantic", "formatting"]
     with_layers = [r["l"] for r in data["rollouts"] if r["l"] is not None]

@@ -98,6 +98,7 @@ def our_group(
                 "finish_reason": reason,
                 "completion_tokens": max(1, len(completion) // 4),
                 "adjustments": {},
+                "canaries": [name for name, raised in result.canaries.items() if raised],
             }
         )
     return {

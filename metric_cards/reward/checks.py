@@ -56,6 +56,7 @@ class Verdict(NamedTuple):
     canaries: tuple[str, ...] = ()
 
 
+COPY_ALL = 12  # words copied from the prompts that void the description (a catalog prompt: 11-17)
 NO_CHANGE = 0.25  # a flat or absent trend: says nothing, so below a change of either sign
 ABSENT = 0.3  # an optional prop left out: the instructions ask for it, so it is not free
 _EXAMPLE_VALUE = read_quantity(EXAMPLE_PROPS["value"]).number  # 12345
@@ -225,13 +226,15 @@ def value_check(card: CardFacts, want: RequestFacts) -> Verdict:
 def magnitude_check(card: CardFacts, want: RequestFacts) -> Verdict:
     """The value is a realistic size for the metric (the catalog's ranges: uptime 95–100%,
     churn 0.5–15%, CTR 0.1–10%, ...): 1 inside the range, falling to 0 at the floor/ceiling
-    (log scale for positive quantities); 0 for a value in the wrong unit or the example value."""
+    (log scale for positive quantities), times the value check's unit fit (a number without
+    its unit cannot be judged); 0 for a value in the wrong unit or the example value."""
     quantity = card.value
     if quantity is None or quantity.kind is None or _is_example_value(quantity):
         return Verdict(0.0)
-    _, credit, reading = reading_fit(quantity, want.metric)
+    fit, credit, reading = reading_fit(quantity, want.metric)
     if reading is None:
         return Verdict(0.0)
+    credit *= fit  # without its unit, "3.1" cannot be judged a realistic 3.1%
     if credit < 1.0:
         return Verdict(
             credit,
@@ -361,8 +364,9 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     named × own × (1 − copied), where named = 0.3 + 0.35·(period named) + 0.35·(domain named)
     (in the title or the description), halved when the description names another metric by its
     full catalog name; own = 0.4 + 0.3·min(2, content words not in the prompt); copied =
-    clamp((c − 0.3) / 0.4) for c the share of the description's words inside a run of COPY_RUN
-    (6) consecutive words that the prompt also has. 0 when the title or description names
+    min(1, c / COPY_ALL (12)) for c the description's words inside a run of COPY_RUN (6)
+    consecutive words that the user or system prompt also has (what was copied counts, not its
+    share of a padded sentence). 0 when the title or description names
     another period or domain (a comparison's baseline, "down from 3.8% in August", is not a
     mention) or is the instructions' example; 0.3 without a description."""
     request = want.request
@@ -411,14 +415,12 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
     own = (4 + 3 * min(2, new_words)) / 10  # 0.4 + 0.3 per new word, exactly
     if new_words < 2:
         problems.append("the description only repeats the request's words")
-    copied_share = _copied_share(description.words, want)
-    copied = min(1.0, max(0.0, (copied_share - 0.3) / 0.4))
+    copied_words = _copied_words(description.words, want)
+    copied = min(1.0, copied_words / COPY_ALL)
     canaries: tuple[str, ...] = ()
-    if copied_share >= 0.5:
+    if copied_words:
         canaries = ("prompt_copied",)
-        problems.append("the description copies the prompt")
-    elif copied > 0.0:
-        problems.append(f"{copied_share:.0%} of the description is copied from the prompt")
+        problems.append(f"the description copies {copied_words} words of the prompt")
     return Verdict(named * own * (1.0 - copied), tuple(problems), canaries)
 
 
@@ -462,11 +464,10 @@ _MULTIWORD_NAMES = {
 }
 
 
-def _copied_share(words: tuple[str, ...], want: RequestFacts) -> float:
-    """The share of `words` inside a run of COPY_RUN consecutive words that the prompt also has."""
-    if not words:
-        return 0.0
-    prompt_words, prompt_runs = want.prompt_words, want.prompt_runs
+def _copied_words(words: tuple[str, ...], want: RequestFacts) -> int:
+    """How many of `words` lie inside a run of COPY_RUN consecutive words that the user or the
+    system prompt also has."""
+    prompt_words, prompt_runs = want.run_words, want.prompt_runs
     covered = 0
     last_covered = -1  # index of the last word counted
     streak = 0  # words in a row, up to here, that the prompt has
@@ -478,7 +479,7 @@ def _copied_share(words: tuple[str, ...], want: RequestFacts) -> float:
         if words[start : at + 1] in prompt_runs:
             covered += start + COPY_RUN - max(start, last_covered + 1)
             last_covered = start + COPY_RUN - 1
-    return covered / len(words)
+    return covered
 
 
 CHECKS: dict[str, Callable[[CardFacts, RequestFacts], Verdict]] = {

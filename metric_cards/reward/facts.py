@@ -19,6 +19,7 @@ from metric_cards.catalog import (
     METRICS_BY_NAME,
     MONTHS,
     PERIOD_TO_RELATIVE,
+    SYSTEM_PROMPT,
     Metric,
     Request,
 )
@@ -109,8 +110,11 @@ class RequestFacts:
     request: Request
     metric: Metric
     period: PeriodWanted
-    prompt_words: frozenset[str]  # singular words of the prompt
-    prompt_runs: frozenset[tuple[str, ...]]  # its runs of COPY_RUN consecutive words
+    prompt_words: frozenset[str]  # singular words of the user prompt
+    # runs of COPY_RUN consecutive words of the user prompt and of the system prompt (text
+    # copied from either is not the model's own), and the words those runs are made of
+    prompt_runs: frozenset[tuple[str, ...]]
+    run_words: frozenset[str]
 
 
 def _period_wanted(period: str) -> PeriodWanted:
@@ -123,6 +127,15 @@ def _period_wanted(period: str) -> PeriodWanted:
     return PeriodWanted("relative", relative=period.lower())  # not in the catalog: exact only
 
 
+def _runs(words: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(words[at : at + COPY_RUN]) for at in range(len(words) - COPY_RUN + 1))
+
+
+_SYSTEM_WORDS_IN_ORDER = singulars(words_of(SYSTEM_PROMPT))
+_SYSTEM_WORDS = frozenset(_SYSTEM_WORDS_IN_ORDER)
+_SYSTEM_RUNS = _runs(_SYSTEM_WORDS_IN_ORDER)
+
+
 def _request_facts(request: Request) -> RequestFacts | None:
     metric = METRICS_BY_NAME.get(request.metric)
     if metric is None:
@@ -133,9 +146,8 @@ def _request_facts(request: Request) -> RequestFacts | None:
         metric=metric,
         period=_period_wanted(request.period),
         prompt_words=frozenset(words),
-        prompt_runs=frozenset(
-            tuple(words[at : at + COPY_RUN]) for at in range(len(words) - COPY_RUN + 1)
-        ),
+        prompt_runs=_runs(words) | _SYSTEM_RUNS,
+        run_words=frozenset(words) | _SYSTEM_WORDS,
     )
 
 

@@ -50,13 +50,13 @@ class RewardConfig(BaseModel):
         0.10, "Layer weight: JSON alone, complete, not overlong (credited as far as it is a card)."
     )
     # --- semantic checks (checks.py), normalised by their sum
-    weight_title: float = _weight(0.18, "Check weight: the title names the asked metric only.")
+    weight_title: float = _weight(0.16, "Check weight: the title names the asked metric only.")
     weight_value: float = _weight(0.10, "Check weight: the value is one quantity in its unit.")
     weight_magnitude: float = _weight(0.15, "Check weight: the value is realistic for the metric.")
     weight_trend: float = _weight(
         0.20, "Check weight: a realistic non-zero trend whose sign agrees with isPositive."
     )
-    weight_icon: float = _weight(0.12, "Check weight: a Lucide icon that fits the metric.")
+    weight_icon: float = _weight(0.14, "Check weight: a Lucide icon that fits the metric.")
     weight_description: float = _weight(
         0.25, "Check weight: an own sentence naming the period and domain, contradicting neither."
     )

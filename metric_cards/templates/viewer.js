@@ -183,6 +183,9 @@
     if (withGroup) art.appendChild(el("div", "rollout-prompt", g.p));
     art.appendChild(renderCard(r));
     art.appendChild(renderLayers(r));
+    if (r.cn && r.cn.length) {
+      art.appendChild(el("div", "canaries", "canaries: " + r.cn.join(", ")));
+    }
     if (r.pr.length) {
       var ul = el("ul", "problems");
       for (var i = 0; i < r.pr.length; i++) ul.appendChild(el("li", null, PROBLEMS[r.pr[i]]));
