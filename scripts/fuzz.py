@@ -6,7 +6,7 @@ tags, prose, second cards, deep nesting, huge and non-finite numbers, JS/Python 
 surrogates, random Unicode, padding up to and past the size cap, the shapes of
 tests/hostile_text.py) and runs every completion through:
 
-  score    metric_cards.scoring.score_completion (CPU time of each call is recorded)
+  score    metric_cards.reward.score_completion (CPU time of each call is recorded)
   env      metric_cards.groups.score_rollout (tokenizer + reward: the trainer's path), then the
            env's JSONL writer (metric_card_generator.JsonlGroupWriter) for the group
   cli      `python -m metric_cards score IN -o OUT` (score_cli.main, in-process) on the JSONL the
@@ -49,7 +49,7 @@ from rollout_fixtures import llama3_text  # noqa: E402
 
 from metric_cards.catalog import SYSTEM_PROMPT, parse_request  # noqa: E402
 from metric_cards.extraction import MAX_COMPLETION_CHARS  # noqa: E402
-from metric_cards.scoring import score_completion  # noqa: E402
+from metric_cards.reward import score_completion  # noqa: E402
 
 CORPUS = REPO / "tests" / "data" / "deephermes3_3b_metric_cards.jsonl"
 K = 4  # completions per group, as the env writes them
@@ -309,7 +309,7 @@ class Report:
 class Harness:
     def __init__(self, report: Report, workdir: Path) -> None:
         from metric_cards.adjustments import AdjustmentConfig
-        from metric_cards.scoring import RewardConfig
+        from metric_cards.reward import RewardConfig
 
         self.report = report
         self.workdir = workdir

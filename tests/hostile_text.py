@@ -98,6 +98,6 @@ def clear_content_memos() -> None:
                 if callable(getattr(value, "cache_clear", None)) and hasattr(value, "cache_info"):
                     value.cache_clear()
     from metric_cards.catalog import parse_request
-    from metric_cards.scoring import score_completion
+    from metric_cards.reward import score_completion
 
     score_completion(COMPACT.replace("Revenue", "Warm-up"), parse_request(PROMPT))

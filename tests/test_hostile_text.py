@@ -25,7 +25,7 @@ from hostile_text import COMPACT, PROMPT, SHAPES, clear_content_memos, fill
 import metric_cards
 from metric_cards.catalog import parse_request
 from metric_cards.extraction import MAX_COMPLETION_CHARS, MAX_JSON_DEPTH, Extraction, extract_json
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 
 SIZES_KB = (1, 4, 16, 64)
 MAX_GROWTH = 8.0  # per 4x more text

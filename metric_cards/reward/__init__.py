@@ -20,10 +20,10 @@ Deterministic and continuous: no randomness, no noise added to spread scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from metric_cards.catalog import Request
-from metric_cards.extraction import Extraction, extract_json
+from metric_cards.extraction import MAX_COMPLETION_CHARS, Extraction, extract_json
 from metric_cards.reward.facts import request_facts
 from metric_cards.reward.layers import (
     formatting_layer,
@@ -61,14 +61,13 @@ CANARIES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreResult:
+class ScoreResult(NamedTuple):
     score: float  # in [0, 1]
     layers: dict[str, float]  # keys exactly LAYERS
     problems: list[str]  # short readable strings naming what cost points
     extraction: Extraction
-    canaries: dict[str, bool] = field(default_factory=dict)  # keys exactly CANARIES
-    checks: dict[str, float] = field(default_factory=dict)  # semantic check scores by name
+    canaries: dict[str, bool]  # keys exactly CANARIES
+    checks: dict[str, float]  # semantic check scores by name (empty without a catalog request)
 
 
 def score_completion(
@@ -86,8 +85,9 @@ def score_completion(
     commented = answer.startswith(("//", "/*"))
     validity, problems = validity_layer(extraction, config, commented=commented)
     if validity <= 0.0:
-        return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries)
+        return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries, {})
     card = extraction.value
+    schema_problems: list[str]
     if card.__class__ is dict and is_valid_card(card):
         schema, schema_problems = 1.0, []
     else:
@@ -152,8 +152,9 @@ def combine_layers(
 
 
 def _answer(text: str) -> str:
-    """The answer without leading whitespace and a leading reasoning block."""
-    answer = text.lstrip()
+    """The answer without leading whitespace and a leading reasoning block (within the part of
+    the completion the extractor reads)."""
+    answer = text[:MAX_COMPLETION_CHARS].lstrip()
     if answer[:7].lower() == "<think>":
         end = answer.lower().rfind("</think>")
         answer = answer[end + len("</think>") :].lstrip() if end >= 0 else ""

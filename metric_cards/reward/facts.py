@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from metric_cards.catalog import (
     FUNCTION_WORDS,
@@ -96,8 +95,7 @@ def _size(key: Any) -> int:
 COPY_RUN = 6  # consecutive words shared with the prompt that count as copied from it
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodWanted:
+class PeriodWanted(NamedTuple):
     kind: str  # "month" | "quarter" | "relative"
     month: int = 0
     quarter: int = 0
@@ -105,8 +103,7 @@ class PeriodWanted:
     relative: str = ""  # a catalog.RELATIVE_PERIODS group
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+class RequestFacts(NamedTuple):
     request: Request
     metric: Metric
     period: PeriodWanted
@@ -164,8 +161,7 @@ def request_facts(request: Request | None) -> RequestFacts | None:
 # --- what the card says ---
 
 
-@dataclass(frozen=True, slots=True)
-class TitleFacts:
+class TitleFacts(NamedTuple):
     words: tuple[str, ...]  # singular lower-case words
     metrics: tuple[frozenset[str], ...]  # per metric phrase found: the metrics it may name
     spans: tuple[tuple[int, int], ...]  # per metric phrase found: its (start, end) word index
@@ -181,8 +177,8 @@ def _title_facts(title: str) -> TitleFacts:
     title = title[:SCANNED_CHARS]
     raw = words_of(title)
     words = singulars(raw)
-    found = metric_phrases(list(words))
-    inside = set()
+    found = metric_phrases(words)
+    inside: set[int] = set()
     for start, end, _ in found:
         inside.update(range(start, end))
     return TitleFacts(
@@ -207,8 +203,7 @@ def _icon_facts(icon: str) -> tuple[str | None, str]:
 _ICONS: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(_icon_facts)
 
 
-@dataclass(frozen=True, slots=True)
-class DescriptionFacts:
+class DescriptionFacts(NamedTuple):
     text: str
     words: tuple[str, ...]  # singular lower-case words
     content_words: frozenset[str]  # words of 3+ letters that are not function words
@@ -224,15 +219,14 @@ def _description_facts(text: str) -> DescriptionFacts:
     words = singulars(raw)
     content = frozenset(words).difference(FUNCTION_WORDS)
     content = frozenset(word for word in content if len(word) >= 3 and word.isalpha())
-    metrics = tuple(metric_phrases(list(words)))
+    metrics = tuple(metric_phrases(words))
     return DescriptionFacts(text, words, content, metrics, scan_mentions(text, raw))
 
 
 _DESCRIPTIONS: BoundedMemo[str, DescriptionFacts] = BoundedMemo(_description_facts, 1 << 20)
 
 
-@dataclass(frozen=True, slots=True)
-class CardFacts:
+class CardFacts(NamedTuple):
     """What one card's props say, read once. A field is None when the prop is absent; `*_raw`
     keeps the prop as written for props of the wrong type."""
 
@@ -248,6 +242,7 @@ class CardFacts:
     icon_raw: Any
     description: DescriptionFacts | None
     description_raw: Any
+    props: dict  # the props as written, for a check that needs a prop no field here reads
 
 
 def _trend_number(trend: Any) -> tuple[float | None, bool | None]:
@@ -291,6 +286,7 @@ def card_facts(props: dict) -> CardFacts:
         icon_raw=icon,
         description=_DESCRIPTIONS(description) if isinstance(description, str) else None,
         description_raw=description,
+        props=props,
     )
 
 

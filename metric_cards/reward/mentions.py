@@ -8,9 +8,8 @@ lists live in `metric_cards.catalog`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from metric_cards.catalog import (
     AMBIGUOUS_MONTHS,
@@ -83,17 +82,27 @@ class _PhraseIndex:
         self.table: dict[tuple[str, ...], Any] = {}
         for words, payload in phrases:
             self.table[words] = payload
-        self.first = frozenset(words[0] for words in self.table)
-        self.longest = max(len(words) for words in self.table)
+        # first word -> the lengths of the phrases it starts, longest first
+        sizes: dict[str, set[int]] = {}
+        for words in self.table:
+            sizes.setdefault(words[0], set()).add(len(words))
+        self.sizes = {word: tuple(sorted(found, reverse=True)) for word, found in sizes.items()}
 
-    def find(self, words: list[str]) -> list[tuple[int, int, Any]]:
+    def find(self, words: Sequence[str]) -> list[tuple[int, int, Any]]:
         found = []
-        first, table = self.first, self.table
+        sizes_of, table = self.sizes, self.table
         at, count = 0, len(words)
         while at < count:
-            if words[at] in first:
-                for size in range(min(self.longest, count - at), 0, -1):
-                    payload = table.get(tuple(words[at : at + size]))
+            sizes = sizes_of.get(words[at])
+            if sizes is not None:
+                for size in sizes:
+                    if at + size > count:
+                        continue
+                    payload = (
+                        table[(words[at],)]
+                        if size == 1
+                        else table.get(tuple(words[at : at + size]))
+                    )
                     if payload is not None:
                         found.append((at, at + size, payload))
                         at += size
@@ -117,21 +126,19 @@ def _metric_index() -> _PhraseIndex:
 _METRICS = _metric_index()
 
 
-def metric_phrases(words: list[str]) -> list[tuple[int, int, frozenset[str]]]:
+def metric_phrases(words: Sequence[str]) -> list[tuple[int, int, frozenset[str]]]:
     """(start, end, metrics it may name) for each metric name or alias among singular `words`."""
     return _METRICS.find(words)
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodMention:
+class PeriodMention(NamedTuple):
     kind: str  # "month" | "quarter" | "year" | "relative"
     payload: Any  # month number, (quarter, year or None), year, relative group
     written: str
     baseline: bool  # named as the baseline of a comparison ("down from 3.8% in August")
 
 
-@dataclass(frozen=True, slots=True)
-class Mentions:
+class Mentions(NamedTuple):
     periods: tuple[PeriodMention, ...]
     domains: frozenset[str]  # every domain any of whose words appear
     domain_names: tuple[tuple[str, str], ...]  # (domain, as written) for domains named outright
@@ -210,6 +217,8 @@ def scan_mentions(text: str, words: list[str] | None = None) -> Mentions:
             payload = (payload, year)
         periods.append(PeriodMention(kind, payload, written, _is_baseline(words, start)))
     # bare years that name a period ("in 2023", "FY2023"), not counts ("2023 users")
+    if "19" not in text and "20" not in text:
+        return Mentions(tuple(periods), frozenset(domains), tuple(names))
     for at, word in enumerate(words):
         if len(word) < 4 or not (word[0] in "12" or word[:2] == "fy"):
             continue

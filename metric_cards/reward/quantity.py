@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Quantity", "read_quantity"]
 
 
-@dataclass(frozen=True, slots=True)
-class Quantity:
+class Quantity(NamedTuple):
     """One quantity read from a value string; `kind` is None when the string is not one.
 
     kind: "money" | "percent" | "ratio" | "duration" (number in seconds) | "fraction" (number is
@@ -214,10 +213,10 @@ class _Reader:
             if self.peek() in ('"', "″"):
                 self.at += 1
         elif not money and (word in _SECONDS or (word in _DAY_QUALIFIERS and self._day_after())):
-            seconds = self._duration(number)
-            if seconds is None:
+            duration = self._duration(number)
+            if duration is None:
                 return Quantity(None, problem="has a malformed duration")
-            kind, number = "duration", seconds
+            kind, number = "duration", duration
         # then only words: a noun or two ("1,204 new users"), a denominator ("$184K per
         # employee", "$210,000 revenue per employee", "42 units/hour")
         words = 0
