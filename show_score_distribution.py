@@ -9,17 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from metric_cards.data_cli import (
-    UsageError,
-    add_reader_arguments,
-    check_output,
-    make_reader,
-    new_parser,
-    print_read_summary,
-    require_rollouts,
-    run,
-    strict_status,
-)
+from metric_cards.cli_errors import UsageError, run_cli
 from metric_cards.score_stats import (
     DEFAULT_THRESHOLDS,
     ScoreStats,
@@ -28,6 +18,15 @@ from metric_cards.score_stats import (
     format_summary,
     format_threshold_table,
     plot_distribution,
+)
+from metric_cards.script_options import (
+    add_reader_arguments,
+    check_output,
+    make_reader,
+    new_parser,
+    print_read_summary,
+    require_rollouts,
+    strict_status,
 )
 
 EPILOG = """\
@@ -111,4 +110,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run_cli(main))

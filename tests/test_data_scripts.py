@@ -235,8 +235,8 @@ def test_training_dataset_split_by_row_is_exact(ours, tmp_path):
 
     path, _, _ = ours
     target = tmp_path / "ds"
-    target.mkdir()
-    (target / "stale.txt").write_text("replaced")  # an existing dataset dir is replaced whole
+    ok(run_script(SCRIPTS[1], path, tmp_path / "t.jsonl", "--dataset", target))
+    (target / "stale.txt").write_text("replaced")  # a dataset of ours is replaced whole
     ok(run_script(SCRIPTS[1], path, tmp_path / "t.jsonl", "--score_threshold", 0.0,
                   "--format", "messages", "--dataset", target, "--split_by", "row",
                   "--val_fraction", 0.25, "--seed", 7))  # fmt: skip
@@ -244,6 +244,7 @@ def test_training_dataset_split_by_row_is_exact(ours, tmp_path):
     assert (len(ds["train"]), len(ds["validation"])) == (150, 50)
     assert ds["train"][0]["messages"][0]["role"] == "system"
     assert not (target / "stale.txt").exists()
+    assert (target / ".metric_cards_dataset").is_file()
 
 
 def test_training_analyze_and_debug(ours, tmp_path):

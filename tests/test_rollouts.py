@@ -19,7 +19,8 @@ import pytest
 from rollout_fixtures import K, legacy_groups, llama3_text, our_groups, write_jsonl
 
 from metric_cards.catalog import SYSTEM_PROMPT, Request, parse_request
-from metric_cards.io_utils import atomic_directory, atomic_writer, dump_json_line
+from metric_cards.io_utils import atomic_directory, atomic_writer
+from metric_cards.jsonutil import dumps_line
 from metric_cards.rollouts import (
     FORMAT_LEGACY,
     FORMAT_METRIC_CARD,
@@ -402,7 +403,7 @@ def test_atomic_writer_replaces_on_success(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
     assert leftovers(tmp_path) == []
     with atomic_writer(tmp_path / "bin.dat", "wb") as handle:
-        handle.write(dump_json_line({"a": "é"}))
+        handle.write(dumps_line({"a": "é"}))
     assert (tmp_path / "bin.dat").read_bytes() == '{"a":"é"}\n'.encode()
 
 
@@ -427,15 +428,19 @@ def test_atomic_writer_rejects_other_modes(tmp_path):
 
 def test_atomic_directory(tmp_path):
     target = tmp_path / "ds"
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, lambda path: True) as tmp:
         (tmp / "a.txt").write_text("1")
     assert (target / "a.txt").read_text() == "1"
-    with atomic_directory(target) as tmp:  # replaces a non-empty directory
+    with atomic_directory(target, lambda path: True) as tmp:  # replaces a non-empty directory
         (tmp / "b.txt").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    with pytest.raises(KeyboardInterrupt), atomic_directory(target) as tmp:
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target, lambda path: True) as tmp:
         (tmp / "c.txt").write_text("3")
         raise KeyboardInterrupt
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    # A directory the caller may not replace is left alone, and so is the temporary's content.
+    with pytest.raises(FileExistsError), atomic_directory(target, lambda path: False) as tmp:
+        (tmp / "d.txt").write_text("4")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert leftovers(tmp_path) == []
 

@@ -92,12 +92,13 @@ def test_bad_lines_are_reported_and_skipped(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert len(result.stdout.splitlines()) == 2
     errors = result.stderr.splitlines()
-    assert errors[0].startswith("line 2: skipped, not valid JSON")
+    assert errors[0].startswith("line 2: skipped, invalid JSON at character 2")
     assert errors[1:] == [
         'line 3: skipped, missing "completion"',
         'line 4: skipped, "prompt" must be a string',
         "line 5: skipped, not a JSON object",
         'line 7: skipped, "finish_reason" must be a string or null',
+        f"scored 2 line(s), skipped 5; first: {errors[0]}",
     ]
     assert "Traceback" not in result.stderr
 

@@ -96,14 +96,14 @@ def test_data_block_holds_every_rollout_in_file_order(rendered: tuple[FixtureFil
     assert len(data["groups"]) == fixture.groups == 64
     assert len(data["rollouts"]) == fixture.rollouts == 254
     assert [r["s"] for r in data["rollouts"]] == pytest.approx(fixture.scores)
-    assert [g["i"] for g in data["groups"]] == list(range(fixture.groups))
+    assert [g["index"] for g in data["groups"]] == list(range(fixture.groups))
     assert data["layer_names"] == ["validity", "schema", "semantic", "formatting"]
     # Each group's mean over its rollouts, as in the file.
     for index, group in enumerate(data["groups"]):
         mine = [r["s"] for r in data["rollouts"] if r["g"] == index]
-        assert group["m"] == pytest.approx(sum(mine) / len(mine), abs=1e-6)
+        assert group["mean"] == pytest.approx(sum(mine) / len(mine), abs=1e-6)
     # The legacy group: flagged, random scores as written, layers unknown.
-    legacy = [i for i, g in enumerate(data["groups"]) if g["leg"]]
+    legacy = [i for i, g in enumerate(data["groups"]) if g["legacy"]]
     assert len(legacy) == 1
     legacy_rollouts = [r for r in data["rollouts"] if r["g"] == legacy[0]]
     assert len(legacy_rollouts) == 4
@@ -143,7 +143,7 @@ def test_hostile_strings_survive_as_data_and_never_as_markup(
     assert card["i"] == props["icon"] and card["ic"] is None  # unknown icon: a marker, no SVG
     assert card["tr"] == {"v": props["trend"]["value"], "p": True, "dir": 0}
     assert cards[HOSTILE_COMPLETIONS[0]]["st"] == "invalid"
-    assert HOSTILE_PROMPT in [g["p"] for g in data["groups"]]
+    assert HOSTILE_PROMPT in [g["prompt"] for g in data["groups"]]
     assert HOSTILE_PROBLEM in data["problems"]
     hostile_id = data["problems"].index(HOSTILE_PROBLEM)
     assert sum(hostile_id in r["pr"] for r in data["rollouts"]) == 2
@@ -245,7 +245,7 @@ def test_card_view_shapes() -> None:
     assert card_view("{not json")["st"] in ("invalid", "repaired")
     assert card_view("no json here") == {"m": "none", "st": "invalid", "e": "Invalid JSON"}
     assert card_view("")["e"] == "Empty output"
-    assert card_view("[1, 2]")["e"] == "JSON array, not an object"
+    assert card_view("[1, 2]")["e"] == "JSON list, not an object"
     no_props = card_view('{"componentType": "table"}')
     assert no_props["ct"] == "table" and no_props["np"] and no_props["t"] is None
     repaired = card_view('{"componentType": "metricCard", "props": {"title": "A", "value": "1",}}')
@@ -331,11 +331,11 @@ def test_cli(tmp_path: Path, corpus_rows: list[dict]) -> None:
         ([str(tmp_path)], "error: input is a directory"),
     ]:
         done = _cli(*args, cwd=tmp_path)
-        assert done.returncode == 1 and message in done.stderr, done.stderr
+        assert done.returncode == 2 and message in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
     done = _cli("empty.jsonl", cwd=tmp_path)
-    assert done.returncode == 1 and "error: input file is empty" in done.stderr
+    assert done.returncode == 2 and "error: input file is empty" in done.stderr
     (tmp_path / "bad.jsonl").write_text("{oops\n", encoding="utf-8")
     done = _cli("bad.jsonl", cwd=tmp_path)
     assert done.returncode == 1 and "error: no rollouts in bad.jsonl" in done.stderr

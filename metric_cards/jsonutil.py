@@ -1,0 +1,230 @@
+"""JSON in and out for the package's readers and writers: one loader, one dumper, one type name.
+
+* `loads` parses one JSON document (a JSONL line) and raises `JsonLineError`, a ValueError with a
+  one-line message, for anything unusable: invalid UTF-8, invalid JSON, a lone surrogate escape
+  (``"\\ud800"``: not Unicode, cannot be written as UTF-8), or nesting deeper than
+  `MAX_JSON_DEPTH`. The result never depends on the caller's stack depth: orjson parses without
+  Python recursion, and the stdlib fallback (for NaN/Infinity and integers beyond a double, which
+  orjson refuses) runs in a worker thread of its own on input already checked to be shallow.
+* `dumps` writes compact UTF-8 JSON (orjson when installed); it never fails on big integers or
+  lone surrogates (those are written as ``\\uXXXX`` escapes).
+* `json_type_name` names a parsed value's JSON type for messages ("an object", "a list", ...).
+
+orjson is optional (it is several times faster than json on these files); the results are the
+same without it. This module is the one place it is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised only where orjson is not installed
+    orjson = None  # type: ignore[assignment]
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "JsonLineError",
+    "dumps",
+    "dumps_line",
+    "json_type_name",
+    "loads",
+    "nesting_depth",
+    "orjson",
+]
+
+# Deeper documents are rejected. orjson's own limit is 1024; this one is lower so that the stdlib
+# fallback (one Python frame per level, recursion limit 1000) can always parse what is accepted.
+MAX_JSON_DEPTH = 512
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class JsonLineError(ValueError):
+    """A line that cannot be used as JSON; the message is one line and says why."""
+
+
+def json_type_name(value: Any, *, article: bool = True) -> str:
+    """The JSON type of a parsed value: "an object", "a list", "a string", "a number", ...
+
+    ``article=False`` gives the bare name ("object", "list", ...).
+    """
+    if value is None:
+        name = "null"
+    elif isinstance(value, bool):
+        name = "boolean"
+    elif isinstance(value, (int, float)):
+        name = "number"
+    elif isinstance(value, str):
+        name = "string"
+    elif isinstance(value, (list, tuple)):
+        name = "list"
+    elif isinstance(value, dict):
+        name = "object"
+    else:
+        name = type(value).__name__
+    if not article or name == "null":
+        return name
+    return ("an " if name[0] in "aeiou" else "a ") + name
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+_STRUCTURAL = re.compile(rb'[\[\]{}"\\]')
+_OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+# A \uD800-\uDFFF escape (or an escaped backslash before "uD8..": a false alarm, checked below).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def nesting_depth(data: bytes, stop_above: int = MAX_JSON_DEPTH) -> int:
+    """Deepest [ / { nesting of a JSON text, outside strings; stops counting above `stop_above`.
+
+    One linear pass over the structural characters (no recursion, no backtracking).
+    """
+    depth = deepest = 0
+    in_string = False
+    skip = -1  # position of a character escaped by a backslash
+    for match in _STRUCTURAL.finditer(data):
+        at = match.start()
+        if at == skip:
+            continue
+        char = data[at]
+        if in_string:
+            if char == _BACKSLASH:
+                skip = at + 1
+            elif char == _QUOTE:
+                in_string = False
+        elif char == _QUOTE:
+            in_string = True
+        elif char in _OPENERS:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_above:
+                    break
+        elif char in _CLOSERS:
+            depth -= 1
+    return deepest
+
+
+def _check_depth(data: bytes) -> None:
+    # Counting brackets is a C-speed scan; only a line with many of them needs the exact pass.
+    many = data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH
+    if many and nesting_depth(data) > MAX_JSON_DEPTH:
+        raise JsonLineError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+_fallback_pool: ThreadPoolExecutor | None = None
+
+
+def _stdlib_loads(data: bytes) -> Any:
+    # json.loads recurses once per nesting level against the thread's recursion limit: in a
+    # worker thread the limit is always the same, whatever the caller's stack.
+    global _fallback_pool
+    if _fallback_pool is None:
+        _fallback_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-fallback")
+    return _fallback_pool.submit(json.loads, data).result()
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first string (or key) in `value` that is not encodable as UTF-8, if any; iterative."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _describe(error: ValueError, data: bytes) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "not valid UTF-8"
+    message = getattr(error, "msg", None) or str(error)
+    if "utf-8" in message.lower():
+        return "not valid UTF-8"
+    position = getattr(error, "pos", None)
+    if not isinstance(position, int):
+        return f"invalid JSON: {message}"
+    if position >= len(data.rstrip()):  # the usual sign of a file cut off mid-write
+        return f"invalid JSON: the line ends early, cut off? ({message})"
+    return f"invalid JSON at character {position + 1}: {message}"
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse one JSON document; raise JsonLineError with a one-line reason if it is unusable."""
+    if isinstance(data, str):
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise JsonLineError("not valid Unicode (lone surrogate)") from None
+    _check_depth(data)
+    if orjson is not None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            first_error: ValueError = error
+    else:  # pragma: no cover
+        first_error = JsonLineError("invalid JSON")
+    # orjson refuses NaN/Infinity (Python's json.dumps writes them), integers too big for a double
+    # and lone surrogates; json accepts all three.
+    try:
+        value = _stdlib_loads(data)
+    except RecursionError:  # pragma: no cover - ruled out by _check_depth
+        raise JsonLineError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as error:
+        reason = _describe(first_error if orjson is not None else error, data)
+        raise JsonLineError(reason) from None
+    if _SURROGATE_ESCAPE.search(data):
+        bad = _lone_surrogate(value)
+        if bad is not None:
+            raise JsonLineError(
+                "a string holds a lone surrogate escape (\\ud800-\\udfff): not valid Unicode"
+            )
+    return value
+
+
+# --- dumping -----------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON as UTF-8 bytes, non-ASCII kept as is (except lone surrogates, escaped)."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value)
+        except TypeError:  # an int beyond 64 bits, a lone surrogate: json handles both
+            pass
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def dumps_line(value: Any) -> bytes:
+    """One JSONL row: `dumps(value)` and a newline."""
+    return dumps(value) + b"\n"
+
+
+def dumps_sorted(value: Any) -> bytes:
+    """`dumps` with object keys sorted: a canonical form for comparing values."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            pass
+    text = json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+    return text.encode("ascii")
