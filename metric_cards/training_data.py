@@ -237,16 +237,16 @@ def dataset_dir_problem(path: Path, keep: Iterable[Path]) -> str | None:
         return f"{path} is a symbolic link; give the directory itself"
     if path.exists() and not path.is_dir():
         return f"{path} is a file, not a directory"
-    if path.exists() and not may_replace_dataset(path):
-        return (
-            f"{path} is a non-empty directory that this script did not write (no "
-            f"{DATASET_MARKER} in it); it would be replaced: choose a new or empty directory"
-        )
     resolved = path.resolve()
     for other in keep:
         target = other.resolve()
         if target == resolved or resolved in target.parents:
             return f"{path} holds {other}, which this run reads or writes"
+    if path.exists() and not may_replace_dataset(path):
+        return (
+            f"{path} is a non-empty directory that this script did not write (no "
+            f"{DATASET_MARKER} in it); it would be replaced: choose a new or empty directory"
+        )
     return None
 
 

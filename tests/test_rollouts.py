@@ -497,3 +497,88 @@ def test_gzip_input_reads_the_same(tmp_path, ours):
     assert 0 < len(rollouts) < 240
     assert issues[-1].line_number == reader.stats.lines + 1
     assert "gzip data ends early" in issues[-1].message
+
+
+# --- hostile files ------------------------------------------------------------------------------
+
+
+def test_hostile_lines_are_reported_skipped_and_the_rest_read(tmp_path, ours):
+    from rollout_fixtures import hostile_lines, write_hostile_file
+
+    groups, expected = ours
+    path, messages = write_hostile_file(tmp_path / "hostile.jsonl", groups)
+    rollouts, reader, issues = collect(path)
+    lost = [whole for _, _, whole in hostile_lines(groups[0])]
+    # Line 1 has a BOM and is read; every hostile line (even numbers) has one issue that names it.
+    by_line = {i.line_number: i for i in issues}
+    assert sorted(by_line) == [2 * k for k in range(1, len(messages) + 1)]
+    for k, message in enumerate(messages, start=1):
+        issue = by_line[2 * k]
+        assert message in issue.message, issue
+        assert (issue.rollout_index is None) == lost[k - 1]
+        assert "\n" not in str(issue)
+    stats = reader.stats
+    assert stats.malformed_lines == sum(lost) and stats.malformed_rollouts == lost.count(False)
+    good = [(r.line_number, r.prompt, r.completion, r.score) for r in rollouts if r.line_number % 2]
+    want = [(1 if e.group == 0 else 2 * e.group + 1, e.prompt, e.completion, pytest.approx(e.score))
+            for e in expected if e.group <= len(messages)]  # fmt: skip
+    assert good == want
+    # Partly bad lines keep their other rollouts; all scores read are finite and in [0, 1].
+    assert sum(1 for r in rollouts if r.line_number % 2 == 0) == 3 * lost.count(False)
+    assert all(0.0 <= r.score <= 1.0 for r in rollouts)
+
+
+def test_foreign_scores_need_only_be_within_minus_one_and_one(tmp_path, corpus_rows):
+    row = corpus_rows[0]
+    text = llama3_text(SYSTEM_PROMPT, row["prompt"], row["completion"])
+    lines = [{"scores": [score], "messages": [[text]]} for score in (-0.5, 1.0, -1.5, 10**6)]
+    rollouts, reader, issues = collect(write_jsonl(tmp_path / "legacy.jsonl", lines))
+    assert [r.score for r in rollouts] == [-0.5, 1.0]
+    assert ["outside [-1, 1]" in i.message for i in issues] == [True, True]
+
+
+def test_out_of_range_layers_are_dropped_with_a_warning(tmp_path, ours):
+    group = json.loads(json.dumps(ours[0][0]))
+    group["metric_card"]["rollouts"][0]["layers"]["schema"] = 1e308
+    group["metric_card"]["rollouts"][0]["layers"]["semantic"] = "high"
+    rollouts, reader, issues = collect(write_jsonl(tmp_path / "layers.jsonl", [group]))
+    assert len(rollouts) == 4 and reader.stats.warnings == 2
+    assert set(rollouts[0].layers) == {"validity", "formatting"}
+    assert [i.message for i in issues] == [
+        "layer 'schema' is 1e+308, not a number in [0, 1]; ignored",
+        "layer 'semantic' is a string, not a number in [0, 1]; ignored",
+    ]
+
+
+def test_a_bom_is_ignored_on_the_first_line_only(tmp_path, ours):
+    first, second = (json.dumps(g).encode() for g in ours[0][:2])
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + first + b"\n" + second + b"\n")
+    rollouts, reader, issues = collect(path)
+    assert issues == [] and len(rollouts) == 8
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["<|start_header_id|>", "<|start_header_id|>user\n", "x<|finetune_right_pad_id|>"],
+    ids=["header-starts", "header-newlines", "padding"],
+)
+def test_legacy_split_is_linear(unit):
+    """600 KB of header tokens took 96 s with the old regexes; now it is one linear pass."""
+    prefix = "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    times = {}
+    for size in (150_000, 600_000):
+        text = prefix + unit * (size // len(unit))
+        start = time.perf_counter()
+        split_llama3(text)
+        times[size] = time.perf_counter() - start
+    assert times[600_000] < 0.5, times
+    assert times[600_000] < 4 * 4 * max(times[150_000], 1e-3), times  # far from quadratic
+
+
+def test_a_legacy_line_of_header_tokens_reads_fast(tmp_path):
+    line = {"scores": [0.1], "messages": [["<|start_header_id|>" * 32_000]]}  # ~600 KB
+    start = time.perf_counter()
+    rollouts, reader, issues = collect(write_jsonl(tmp_path / "headers.jsonl", [line]))
+    assert time.perf_counter() - start < 2.0
+    assert rollouts == [] and "no usable conversation" in issues[0].message
