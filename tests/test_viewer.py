@@ -343,3 +343,64 @@ def test_cli(tmp_path: Path, corpus_rows: list[dict]) -> None:
     assert not (tmp_path / "bad.html").exists()
     done = _cli(cwd=tmp_path)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+# --- hostile files ------------------------------------------------------------------------------
+
+
+def test_hostile_lines_render_as_skipped_lines(tmp_path: Path, corpus_rows: list[dict]) -> None:
+    """Lone surrogates, 10^5-deep nesting, 400-digit and ±1e308 scores: listed, not fatal."""
+    from rollout_fixtures import hostile_lines, our_groups, write_hostile_file
+
+    from metric_cards.scoring import score_completion
+
+    groups, _ = our_groups(corpus_rows[:32], score_completion)
+    source, messages = write_hostile_file(tmp_path / "hostile.jsonl", groups)
+    lost = [whole for _, _, whole in hostile_lines(groups[0])]
+    done = _cli(str(source), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"skipped {sum(lost)} malformed lines and {lost.count(False)} malformed rollouts" in (
+        done.stdout
+    )
+    html = source.with_suffix(".html").read_text(encoding="utf-8")
+    data = _data(_parse(html))
+    assert len(data["groups"]) == len(messages) + 1 + lost.count(False)
+    assert all(0.0 <= r["s"] <= 1.0 for r in data["rollouts"])
+    for k, message in enumerate(messages, start=1):
+        assert f"line {2 * k}" in html and message in html  # the notice names each line
+    counts = [int(n) for n in re.findall(r"<title>[^<]*: (\d+)</title>", html)]
+    assert sum(counts) == len(data["rollouts"])
+
+
+def test_output_may_not_be_a_link_to_the_input(tmp_path: Path, corpus_rows: list[dict]) -> None:
+    import os
+
+    source = tmp_path / "run.jsonl"
+    write_corpus_file(source, corpus_rows[:8], extras=False)
+    before = source.read_bytes()
+    os.link(source, tmp_path / "hard.html")
+    (tmp_path / "soft.html").symlink_to(source)
+    for alias in ("hard.html", "soft.html"):
+        with pytest.raises(ViewerError, match="overwrite the input"):
+            render_html(source, tmp_path / alias)
+        done = _cli(str(source), "-o", alias, cwd=tmp_path)
+        assert done.returncode == 2 and "overwrite the input" in done.stderr
+    assert source.read_bytes() == before
+
+
+def test_long_strings_are_embedded_cut(tmp_path: Path, corpus_rows: list[dict]) -> None:
+    from viewer_fixtures import LONG_COMPLETION_CHARS, write_long_strings_file
+
+    source = tmp_path / "long.jsonl"
+    completions = write_long_strings_file(source, corpus_rows)
+    stats = render_html(source)
+    assert stats.rollouts == 4
+    assert stats.html_bytes < 1_000_000  # 20 MB of answers, a page well under 1 MB
+    data = _data(_parse(stats.output_path.read_text(encoding="utf-8")))
+    card, prose, normal, _ = data["rollouts"]
+    assert len(card["c"]) == viewer.MAX_EMBEDDED_CHARS and card["cn"] == len(completions[0])
+    assert card["c"] == completions[0][: viewer.MAX_EMBEDDED_CHARS]
+    assert len(card["k"]["t"]) == viewer.MAX_FIELD_CHARS and card["k"]["t"].endswith("…")
+    assert prose["cn"] == LONG_COMPLETION_CHARS
+    assert normal["c"] == completions[2] and "cn" not in normal
