@@ -7,7 +7,9 @@
   Python recursion, and the stdlib fallback (for NaN/Infinity and integers beyond a double, which
   orjson refuses) runs in a worker thread of its own on input already checked to be shallow.
 * `dumps` writes compact UTF-8 JSON (orjson when installed); it never fails on big integers or
-  lone surrogates (those are written as ``\\uXXXX`` escapes).
+  lone surrogates (those are written as ``\\uXXXX`` escapes). A value nested too deep to write
+  (about 990 levels) raises ValueError, whatever the caller's stack: the stdlib fallback runs in
+  the same worker thread as the loader's.
 * `json_type_name` names a parsed value's JSON type for messages ("an object", "a list", ...).
 
 orjson is optional (it is several times faster than json on these files); the results are the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -123,13 +126,17 @@ def _check_depth(data: bytes) -> None:
 _fallback_pool: ThreadPoolExecutor | None = None
 
 
-def _stdlib_loads(data: bytes) -> Any:
-    # json.loads recurses once per nesting level against the thread's recursion limit: in a
-    # worker thread the limit is always the same, whatever the caller's stack.
+def _in_worker(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # The json module recurses once per nesting level against the thread's recursion limit: in a
+    # worker thread that starts from an empty stack the outcome is the same for every caller.
     global _fallback_pool
     if _fallback_pool is None:
         _fallback_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-fallback")
-    return _fallback_pool.submit(json.loads, data).result()
+    return _fallback_pool.submit(function, *args, **kwargs).result()
+
+
+def _stdlib_loads(data: bytes) -> Any:
+    return _in_worker(json.loads, data)
 
 
 def _lone_surrogate(value: Any) -> str | None:
@@ -200,18 +207,25 @@ def loads(data: bytes | str) -> Any:
 # --- dumping -----------------------------------------------------------------------------------
 
 
+def _stdlib_dumps(value: Any, **options: Any) -> str:
+    try:
+        return str(_in_worker(json.dumps, value, separators=(",", ":"), **options))
+    except RecursionError:
+        raise ValueError("a value nested too deep to write as JSON") from None
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON as UTF-8 bytes, non-ASCII kept as is (except lone surrogates, escaped)."""
     if orjson is not None:
         try:
             return orjson.dumps(value)
-        except TypeError:  # an int beyond 64 bits, a lone surrogate: json handles both
+        except TypeError:  # an int beyond 64 bits, a lone surrogate, > 255 levels: json's turn
             pass
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _stdlib_dumps(value, ensure_ascii=False)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        return _stdlib_dumps(value, ensure_ascii=True).encode("ascii")
 
 
 def dumps_line(value: Any) -> bytes:
@@ -226,5 +240,4 @@ def dumps_sorted(value: Any) -> bytes:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except TypeError:
             pass
-    text = json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
-    return text.encode("ascii")
+    return _stdlib_dumps(value, ensure_ascii=True, sort_keys=True).encode("ascii")

@@ -665,7 +665,9 @@ class RolloutReader:
                 layers = self._layers(raw_layers, line_number, index)
             raw_problems = record.get("problems")
             if isinstance(raw_problems, list):
-                problems = [str(p) for p in raw_problems]
+                # Problems are texts; anything else is named by its type, not printed (a
+                # nested value could be huge or deep).
+                problems = [p if isinstance(p, str) else json_type_name(p) for p in raw_problems]
             reason = record.get("finish_reason")
             finish_reason = reason if isinstance(reason, str) else None
             base_score = _finite(record.get("base_score"))

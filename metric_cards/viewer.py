@@ -131,9 +131,9 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return _clip(value)
     try:
-        return _clip(json.dumps(value, ensure_ascii=False))
-    except (TypeError, ValueError):  # pragma: no cover - extract_json only yields JSON values
-        return _clip(str(value))
+        return _clip(dumps(value).decode("utf-8"))
+    except (TypeError, ValueError):  # nested too deep to write: say so instead
+        return f"(JSON {json_type_name(value, article=False)} nested too deep to show)"
 
 
 _SIGNED_NUMBER = re.compile(r"[-+−]?\s*\d+(?:[.,]\d+)?")

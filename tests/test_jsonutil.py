@@ -116,3 +116,24 @@ def test_json_type_name() -> None:
     assert names == ["null", "a boolean", "a number", "a number", "a string", "a list", "an object"]
     assert json_type_name({}, article=False) == "object"
     assert json_type_name([], article=False) == "list"
+
+
+def test_dumps_of_a_deep_value_is_the_same_at_any_stack_depth() -> None:
+    shallow: object = 1
+    for _ in range(600):  # beyond orjson's 255 levels: the stdlib fallback writes it
+        shallow = [shallow]
+    too_deep: object = 1
+    for _ in range(5000):
+        too_deep = [too_deep]
+
+    def attempt(value: object) -> str:
+        try:
+            return dumps(value).decode()[:3]
+        except ValueError as error:
+            return str(error)
+
+    for frames in (0, 900):
+        assert at_stack_depth(frames, lambda: attempt(shallow)) == "[[["
+        assert at_stack_depth(frames, lambda: attempt(too_deep)) == (
+            "a value nested too deep to write as JSON"
+        )

@@ -253,7 +253,7 @@ def test_card_view_shapes() -> None:
     odd = card_view(
         json.dumps({"props": {"title": 5, "value": {"a": 1}, "trend": {"value": "-12%"}}})
     )
-    assert (odd["t"], odd["v"]) == ("5", '{"a": 1}')
+    assert (odd["t"], odd["v"]) == ("5", '{"a":1}')
     assert odd["tr"] == {"v": "-12%", "p": None, "dir": -1}
     long = card_view(json.dumps({"props": {"title": "x" * 5000}}))
     assert len(long["t"]) == viewer.MAX_FIELD_CHARS and long["t"].endswith("…")
