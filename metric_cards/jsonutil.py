@@ -1,11 +1,13 @@
 """JSON in and out for the package's readers and writers: one loader, one dumper, one type name.
 
 * `loads` parses one JSON document (a JSONL line) and raises `JsonLineError`, a ValueError with a
-  one-line message, for anything unusable: invalid UTF-8, invalid JSON, a lone surrogate escape
-  (``"\\ud800"``: not Unicode, cannot be written as UTF-8), or nesting deeper than
-  `MAX_JSON_DEPTH`. The result never depends on the caller's stack depth: orjson parses without
-  Python recursion, and the stdlib fallback (for NaN/Infinity and integers beyond a double, which
-  orjson refuses) runs in a worker thread of its own on input already checked to be shallow.
+  one-line message, for anything unusable: invalid UTF-8, invalid JSON, or nesting deeper than
+  `MAX_JSON_DEPTH`. A lone surrogate escape (``"\\ud800"``) is valid JSON and is kept: the env
+  scores such a completion and writes it escaped, so every reader gives it the same text (use
+  `is_unicode` where a text must be encodable, e.g. training data). The result never depends on
+  the caller's stack depth: orjson parses without Python recursion, and the stdlib fallback (for
+  NaN/Infinity, integers beyond a double and lone surrogates, which orjson refuses) runs in a
+  worker thread of its own on input already checked to be shallow.
 * `dumps` writes compact UTF-8 JSON (orjson when installed); it never fails on big integers or
   lone surrogates (those are written as ``\\uXXXX`` escapes). A value nested too deep to write
   (about 990 levels) raises ValueError, whatever the caller's stack: the stdlib fallback runs in
@@ -34,6 +36,7 @@ __all__ = [
     "JsonLineError",
     "dumps",
     "dumps_line",
+    "is_unicode",
     "json_type_name",
     "loads",
     "nesting_depth",
@@ -81,8 +84,6 @@ _STRUCTURAL = re.compile(rb'[\[\]{}"\\]')
 _OPENERS = frozenset(b"[{")
 _CLOSERS = frozenset(b"]}")
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
-# A \uD800-\uDFFF escape (or an escaped backslash before "uD8..": a false alarm, checked below).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def nesting_depth(data: bytes, stop_above: int = MAX_JSON_DEPTH) -> int:
@@ -139,22 +140,13 @@ def _stdlib_loads(data: bytes) -> Any:
     return _in_worker(json.loads, data)
 
 
-def _lone_surrogate(value: Any) -> str | None:
-    """The first string (or key) in `value` that is not encodable as UTF-8, if any; iterative."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return item
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return None
+def is_unicode(text: str) -> bool:
+    """Whether `text` is valid Unicode (no lone surrogate), i.e. can be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _describe(error: ValueError, data: bytes) -> str:
@@ -174,10 +166,7 @@ def _describe(error: ValueError, data: bytes) -> str:
 def loads(data: bytes | str) -> Any:
     """Parse one JSON document; raise JsonLineError with a one-line reason if it is unusable."""
     if isinstance(data, str):
-        try:
-            data = data.encode("utf-8")
-        except UnicodeEncodeError:
-            raise JsonLineError("not valid Unicode (lone surrogate)") from None
+        data = data.encode("utf-8", "surrogatepass")  # json.loads on bytes decodes them back
     _check_depth(data)
     if orjson is not None:
         try:
@@ -187,21 +176,14 @@ def loads(data: bytes | str) -> Any:
     else:  # pragma: no cover
         first_error = JsonLineError("invalid JSON")
     # orjson refuses NaN/Infinity (Python's json.dumps writes them), integers too big for a double
-    # and lone surrogates; json accepts all three.
+    # and lone surrogate escapes; json accepts all three.
     try:
-        value = _stdlib_loads(data)
+        return _stdlib_loads(data)
     except RecursionError:  # pragma: no cover - ruled out by _check_depth
         raise JsonLineError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as error:
         reason = _describe(first_error if orjson is not None else error, data)
         raise JsonLineError(reason) from None
-    if _SURROGATE_ESCAPE.search(data):
-        bad = _lone_surrogate(value)
-        if bad is not None:
-            raise JsonLineError(
-                "a string holds a lone surrogate escape (\\ud800-\\udfff): not valid Unicode"
-            )
-    return value
 
 
 # --- dumping -----------------------------------------------------------------------------------

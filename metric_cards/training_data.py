@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from metric_cards.catalog import SYSTEM_PROMPT
-from metric_cards.jsonutil import dumps_line, dumps_sorted
+from metric_cards.jsonutil import dumps_line, dumps_sorted, is_unicode
 from metric_cards.rollouts import Rollout, RolloutGroup
 from metric_cards.score_stats import ScoreStats
 
@@ -35,6 +35,7 @@ TRUNCATED = "truncated (finish_reason=length) and no complete JSON"
 NO_JSON = "no JSON found"
 REPAIRED = "JSON only parses after repair"
 NOT_A_CARD = "not a metric card"
+NOT_UNICODE = "not valid Unicode (a lone surrogate: no tokenizer can encode it)"
 DUPLICATE = "duplicate completion"
 
 
@@ -154,6 +155,8 @@ class TrainingFilter:
         problem = card_problem(extraction.value)
         if problem is not None:
             return Decision(False, f"{NOT_A_CARD}: {problem}")
+        if not (is_unicode(extraction.text) and is_unicode(rollout.prompt)):
+            return Decision(False, NOT_UNICODE)
         if self.dedup != "off":
             scope = rollout.prompt.encode() if self.dedup == "prompt" else b""
             digest = hashlib.blake2b(
@@ -182,7 +185,12 @@ def preference_pair(
     rejected one worse is exactly what the preference should teach. On equal scores the
     earlier rollout wins, so the choice is deterministic.
     """
-    scored = [r for r in group.rollouts if r.score is not None]
+    # Rollouts whose text is not valid Unicode are left out: no tokenizer could train on them.
+    scored = [
+        r
+        for r in group.rollouts
+        if r.score is not None and is_unicode(r.completion) and is_unicode(r.prompt)
+    ]
     if len(scored) < 2:
         return None
     best = max(scored, key=lambda r: r.score)  # type: ignore[arg-type,return-value]

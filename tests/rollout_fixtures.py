@@ -223,10 +223,7 @@ def hostile_lines(group: dict[str, Any]) -> list[tuple[str, str, bool]]:
     `group` is a valid group in our format; each line is a variant of it. When "whole line lost"
     is False only rollout 0 is bad and the group's other rollouts are still read.
     """
-    # json.dumps writes a lone surrogate as the escape "\ud800" (ensure_ascii is on by default).
-    surrogate = json.dumps(_with_completion(group, 0, '{"title": "x\ud800"}'))
     return [
-        (surrogate, "lone surrogate", True),
         (DEEP_LINE, "nested deeper than", True),
         (_with_score(group, 0, "1" + "0" * 400), "score is missing or not a finite number", False),
         (_with_score(group, 0, "1e308"), "score 1e+308 is outside [0, 1]", False),
@@ -234,6 +231,20 @@ def hostile_lines(group: dict[str, Any]) -> list[tuple[str, str, bool]]:
         (_with_score(group, 0, "1000000"), "score 1e+06 is outside [0, 1]", False),
         (_with_score(group, 0, "Infinity"), "score is missing or not a finite number", False),
     ]
+
+
+SURROGATE_COMPLETION = (
+    '{"componentType": "metricCard", "props": {"title": "Rev\ud800", "value": "1"}}'
+)
+
+
+def surrogate_line(group: dict[str, Any]) -> str:
+    """`group` with rollout 0's completion holding a lone surrogate, escaped as the env writes it.
+
+    Valid JSON, and what `process` writes when a server sends "\ud800": every reader must read it
+    (the score CLI scores it as the env did); only training data leaves such text out.
+    """
+    return json.dumps(_with_completion(group, 0, SURROGATE_COMPLETION))  # ensure_ascii: escaped
 
 
 def write_hostile_file(path: Path, groups: list[dict[str, Any]]) -> tuple[Path, list[str]]:

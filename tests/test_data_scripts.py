@@ -546,6 +546,27 @@ def test_hostile_lines_are_one_line_messages_and_the_rest_is_processed(script, o
         assert "max    1.0000" in proc.stdout or "max    0." in proc.stdout
 
 
+def test_lone_surrogates_go_everywhere_but_training_data(ours, tmp_path):
+    from rollout_fixtures import SURROGATE_COMPLETION, surrogate_line
+
+    _, groups, _ = ours
+    source = write_jsonl(tmp_path / "s.jsonl", [surrogate_line(groups[0]), groups[1]])
+    extracted = tmp_path / "extract.jsonl"
+    ok(run_script(SCRIPTS[0], source, extracted, "--score_threshold", 0.0))
+    raw = extracted.read_bytes()
+    raw.decode("utf-8")  # valid UTF-8, the surrogate escaped
+    assert json.loads(raw.splitlines()[0])["completion"] == SURROGATE_COMPLETION
+    train, dpo = tmp_path / "train.jsonl", tmp_path / "dpo.jsonl"
+    args = ("--analyze", "--dpo", dpo, "--dpo_margin", 0.0, "--dataset", tmp_path / "ds")
+    proc = ok(run_script(SCRIPTS[1], source, train, "--score_threshold", 0.0, *args))
+    assert "not valid Unicode (a lone surrogate" in proc.stdout
+    assert all(row["completion"].encode() for row in read_jsonl(train))
+    assert not any("\\ud800" in line for line in train.read_text().splitlines())
+    assert not any(SURROGATE_COMPLETION in (p["chosen"], p["rejected"]) for p in read_jsonl(dpo))
+    dist = ok(run_script(SCRIPTS[2], source))
+    assert "read 8 rollouts in 2 groups" in dist.stderr
+
+
 def test_bucket_width_is_bounded(ours):
     path, _, _ = ours
     proc = run_script(SCRIPTS[2], path, "--bucket_width", "1e-9")

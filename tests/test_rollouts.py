@@ -528,6 +528,15 @@ def test_hostile_lines_are_reported_skipped_and_the_rest_read(tmp_path, ours):
     assert all(0.0 <= r.score <= 1.0 for r in rollouts)
 
 
+def test_lone_surrogates_are_read_as_the_env_wrote_them(tmp_path, ours):
+    from rollout_fixtures import SURROGATE_COMPLETION, surrogate_line
+
+    path = write_jsonl(tmp_path / "s.jsonl", [surrogate_line(ours[0][0]), ours[0][1]])
+    rollouts, reader, issues = collect(path)
+    assert issues == [] and len(rollouts) == 8
+    assert rollouts[0].completion == SURROGATE_COMPLETION and "\ud800" in rollouts[0].completion
+
+
 def test_foreign_scores_need_only_be_within_minus_one_and_one(tmp_path, corpus_rows):
     row = corpus_rows[0]
     text = llama3_text(SYSTEM_PROMPT, row["prompt"], row["completion"])

@@ -152,10 +152,9 @@ def test_help_has_an_example(flag: str) -> None:
 def test_hostile_lines_are_skipped_and_every_later_line_scored(tmp_path: Path) -> None:
     good = json.dumps(GOOD).encode()
     hostile = [
-        (json.dumps({**GOOD, "completion": '{"title": "x\ud800"}'}).encode(), "lone surrogate"),
         (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 512 levels"),
-        (json.dumps({**GOOD, "prompt": "\udfff"}).encode(), "lone surrogate"),
         (b'{"prompt": "p", "completion": "\xff"}', "not valid UTF-8"),
+        (b'{"prompt": "p", "completion": "x", "n": ' + b"[" * 600 + b"]" * 600 + b"}", "nested"),
     ]
     lines = [good]
     for line, _ in hostile:
@@ -172,6 +171,24 @@ def test_hostile_lines_are_skipped_and_every_later_line_scored(tmp_path: Path) -
     for k, (_, message) in enumerate(hostile, start=1):
         assert errors[k - 1].startswith(f"line {2 * k}: skipped, ") and message in errors[k - 1]
     assert errors[-1].startswith(f"scored {len(hostile) + 1} line(s), skipped {len(hostile)};")
+
+
+def test_lone_surrogates_are_scored_as_the_env_scores_them(tmp_path: Path) -> None:
+    """The env scores a completion holding "\\ud800" (and writes it escaped): so does the CLI."""
+    completion = '{"componentType": "metricCard", "props": {"title": "Rev\ud800", "value": "1"}}'
+    rows = [{**GOOD, "completion": completion}, {**GOOD, "prompt": GOOD["prompt"] + "\udfff"}]
+    source = write_jsonl(tmp_path / "in.jsonl", [json.dumps(row) for row in rows] + ["{}"])
+    result = run(str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "line 3: skipped" in result.stderr
+    raw = (tmp_path / "out.jsonl").read_bytes()
+    raw.decode("utf-8")  # valid UTF-8: the surrogates are written as escapes
+    assert b"\\ud800" in raw and b"\\udfff" in raw
+    for row, line in zip(rows, raw.splitlines(), strict=True):
+        scored = json.loads(line)
+        expected = score_completion(row["completion"], parse_request(row["prompt"]), None)
+        assert scored["completion"] == row["completion"] and scored["prompt"] == row["prompt"]
+        assert scored["score"] == expected.score and scored["problems"] == expected.problems
 
 
 def test_a_bom_is_accepted_as_the_data_scripts_accept_it(tmp_path: Path) -> None:

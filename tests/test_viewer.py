@@ -373,6 +373,20 @@ def test_hostile_lines_render_as_skipped_lines(tmp_path: Path, corpus_rows: list
     assert sum(counts) == len(data["rollouts"])
 
 
+def test_lone_surrogates_render(tmp_path: Path, corpus_rows: list[dict]) -> None:
+    from rollout_fixtures import SURROGATE_COMPLETION, surrogate_line
+
+    group = our_group(corpus_rows[0]["prompt"], [r["completion"] for r in corpus_rows[:4]])
+    source = tmp_path / "s.jsonl"
+    source.write_text(surrogate_line(group) + "\n", encoding="utf-8")
+    stats = render_html(source)
+    assert (stats.rollouts, stats.malformed_lines) == (4, 0)
+    html = stats.output_path.read_bytes().decode("utf-8")  # valid UTF-8
+    data = _data(_parse(html))
+    assert data["rollouts"][0]["c"] == SURROGATE_COMPLETION  # JSON.parse gives the same text
+    assert data["rollouts"][0]["k"]["t"] == "Rev\ud800"
+
+
 def test_output_may_not_be_a_link_to_the_input(tmp_path: Path, corpus_rows: list[dict]) -> None:
     import os
 
