@@ -136,7 +136,9 @@ def _text(value: Any) -> str | None:
         return f"(JSON {json_type_name(value, article=False)} nested too deep to show)"
 
 
-_SIGNED_NUMBER = re.compile(r"[-+−]?\s*\d+(?:[.,]\d+)?")
+# Spaces only after a sign: an optional run of spaces at the start would be retried at every
+# position of a long run of spaces (quadratic under search).
+_SIGNED_NUMBER = re.compile(r"(?:[-+−]\s*)?\d+(?:[.,]\d+)?")
 
 
 def _trend_view(trend: Any) -> dict[str, Any] | None:
