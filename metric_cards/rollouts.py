@@ -17,7 +17,7 @@ Formats:
 * ``legacy`` (the original environment): each rollout's ``messages`` is one decoded string with
   Llama-3 headers (or a one-element list of a user dict holding that string); it is split into
   system/user/assistant, and the request is parsed back from the prompt. Its scores are random,
-  so ``rescore=True`` recomputes them with `metric_cards.scoring.score_completion`.
+  so ``rescore=True`` recomputes them with `metric_cards.reward.score_completion`.
 * ``plain``: structured messages without our ``metric_card`` key (another atroposlib env);
   scores come from ``scores``, layers are unknown.
 
@@ -127,6 +127,7 @@ class Rollout:
     completion_tokens: int | None = None
     adjustments: dict[str, float] = field(default_factory=dict)
     rescored: bool = False  # score/layers/problems were recomputed by the reader
+    canaries: list[str] = field(default_factory=list)  # hacking canaries raised (reward.CANARIES)
 
     @property
     def source(self) -> str:
@@ -650,6 +651,7 @@ class RolloutReader:
         base_score: float | None = None
         completion_tokens: int | None = None
         adjustments: dict[str, float] = {}
+        canaries: list[str] = []
 
         if records is not None:
             fmt = FORMAT_METRIC_CARD
@@ -673,6 +675,9 @@ class RolloutReader:
             base_score = _finite(record.get("base_score"))
             tokens = record.get("completion_tokens")
             completion_tokens = tokens if isinstance(tokens, int) else None
+            raw_canaries = record.get("canaries")
+            if isinstance(raw_canaries, list):
+                canaries = [str(name) for name in raw_canaries]
             raw_adjust = record.get("adjustments")
             if isinstance(raw_adjust, dict):
                 adjustments = {k: float(v) for k, v in raw_adjust.items() if _finite(v) is not None}
@@ -701,6 +706,7 @@ class RolloutReader:
             base_score=base_score,
             completion_tokens=completion_tokens,
             adjustments=adjustments,
+            canaries=canaries,
         )
         if self.rescore and fmt != FORMAT_METRIC_CARD:
             self._rescore(rollout)
@@ -725,7 +731,7 @@ class RolloutReader:
     def _rescore(self, rollout: Rollout) -> None:
         # Only files without our block: in ours the scores and layers travel in the file.
         if self._score is None:
-            from metric_cards.scoring import score_completion  # the scorer is heavy; lazy
+            from metric_cards.reward import score_completion  # the scorer is heavy; lazy
 
             self._score = score_completion
         result = self._score(rollout.completion, rollout.request, rollout.finish_reason)
@@ -733,6 +739,7 @@ class RolloutReader:
         rollout.base_score = rollout.score
         rollout.layers = {k: float(v) for k, v in dict(result.layers).items()}
         rollout.problems = [str(p) for p in result.problems]
+        rollout.canaries = [name for name, raised in result.canaries.items() if raised]
         rollout.rescored = True
         self.stats.rescored += 1
 

@@ -24,7 +24,7 @@ from metric_cards.catalog import parse_request
 from metric_cards.cli_errors import NoDataError, UsageError, run_cli
 from metric_cards.io_utils import atomic_writer, same_file
 from metric_cards.jsonutil import UTF8_BOM, JsonLineError, dumps_line, loads
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 
 PROG = "python -m metric_cards score"
 

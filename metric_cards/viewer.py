@@ -50,6 +50,7 @@ from metric_cards.extraction import extract_json
 from metric_cards.icons import icon_svg, resolve_icon
 from metric_cards.io_utils import atomic_writer, same_file
 from metric_cards.jsonutil import dumps, json_type_name
+from metric_cards.reward import LAYERS, is_strict_json
 from metric_cards.rollouts import (
     FORMAT_LEGACY,
     FORMAT_METRIC_CARD,
@@ -73,7 +74,7 @@ __all__ = [
 ]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-LAYER_NAMES = ("validity", "schema", "semantic", "formatting")
+LAYER_NAMES = LAYERS
 GROUPS_PER_PAGE = 20  # file order: whole groups per page (~80 cards at K=4)
 ROLLOUTS_PER_PAGE = 60  # sorted by score: a flat grid of rollouts
 MAX_FIELD_CHARS = 500  # card fields and problem texts are cut here (the raw text is whole)
@@ -118,10 +119,10 @@ def _clip(text: str) -> str:
 
 
 def _embed(view: dict[str, Any], key: str, text: str) -> None:
-    """Put `text` under `key`, cut at MAX_EMBEDDED_CHARS; the full length goes under key + "n"."""
+    """Put `text` under `key`, cut at MAX_EMBEDDED_CHARS; if cut, its length goes under key_len."""
     view[key] = text[:MAX_EMBEDDED_CHARS]
     if len(text) > MAX_EMBEDDED_CHARS:
-        view[key + "n"] = len(text)
+        view[key + "_len"] = len(text)
 
 
 def _text(value: Any) -> str | None:
@@ -191,7 +192,7 @@ def card_view(completion: str, sprite: IconSprite | None = None) -> dict[str, An
         else:
             view["e"] = f"JSON {json_type_name(value, article=False)}, not an object"
         return view
-    view["st"] = "repaired" if extraction.repaired else "ok"
+    view["st"] = "ok" if is_strict_json(extraction) else "repaired"
     if value.get("componentType") != "metricCard":
         view["ct"] = _text(value.get("componentType")) or "missing"
     props = value.get("props")
@@ -328,6 +329,7 @@ def _collect(groups: Iterable[RolloutGroup], sprite: IconSprite) -> _Collected:
                 "s": rollout.score,
                 "l": layers,
                 "pr": [out.problem_id(_clip(p)) for p in rollout.problems],
+                "cn": rollout.canaries,
                 "f": rollout.finish_reason,
                 "k": card_view(rollout.completion, sprite),
             }
@@ -370,7 +372,16 @@ def _summary(collected: _Collected) -> dict[str, Any]:
         + (f" ({count} group{'s' if count != 1 else ''})" if len(formats) > 1 else "")
         for name, count in sorted(formats.items())
     )
+    raised: dict[str, int] = {}
+    for rollout in rollouts:
+        for name in rollout["cn"]:
+            raised[name] = raised.get(name, 0) + 1
+    canaries = [
+        f"{name} {100 * count / total:.0f}%"
+        for name, count in sorted(raised.items(), key=lambda item: -item[1])
+    ]
     return {
+        "canaries": " · ".join(canaries) if canaries else "none",
         "groups": f"{len(collected.groups):,}",
         "rollouts": f"{total:,}",
         "valid_pct": f"{100 * valid / total:.1f}%" if total else "n/a",

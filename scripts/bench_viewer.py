@@ -48,7 +48,7 @@ CHROMIUM_ARGS = [
 
 from metric_cards.catalog import SYSTEM_PROMPT, parse_request  # noqa: E402
 from metric_cards.jsonutil import dumps_line  # noqa: E402
-from metric_cards.scoring import score_completion  # noqa: E402
+from metric_cards.reward import score_completion  # noqa: E402
 from metric_cards.viewer import render_html  # noqa: E402
 
 

@@ -50,7 +50,7 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def ours(corpus_rows, tmp_path_factory):
     """The corpus as 60 groups of 4 with known oddities (see rollout_fixtures._apply_variants)."""
-    from metric_cards.scoring import score_completion
+    from metric_cards.reward import score_completion
 
     groups, expected = our_groups(corpus_rows, score_completion, variants=True)
     path = write_jsonl(tmp_path_factory.mktemp("ours") / "metric_rollouts.jsonl", groups)

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def scorer():
-    from metric_cards.scoring import score_completion
+    from metric_cards.reward import score_completion
 
     return score_completion
 
@@ -115,9 +115,9 @@ def test_our_scores_are_never_recomputed(tmp_path, ours, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("score_completion must not be called for our format")
 
-    import metric_cards.scoring
+    import metric_cards.reward
 
-    monkeypatch.setattr(metric_cards.scoring, "score_completion", boom)
+    monkeypatch.setattr(metric_cards.reward, "score_completion", boom)
     path = write_jsonl(tmp_path / "doctored.jsonl", doctored)
     rollouts, reader, _ = collect(path, rescore=True)
     assert [r.score for r in rollouts] == [0.123] * 12

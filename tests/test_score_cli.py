@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from metric_cards.catalog import parse_request
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = {

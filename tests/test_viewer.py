@@ -189,6 +189,11 @@ def test_summary_figures(rendered: tuple[FixtureFile, str]) -> None:
     assert f'id="stat-valid">{expected_valid}<' in html
     assert f'id="stat-mean">{mean:.3f}<' in html
     assert 'id="stat-truncated">1<' in html  # the cut-off one (the corpus is all finished)
+    # hacking canaries: each raised one with its share of the rollouts, as the file says
+    raised = [name for r in data["rollouts"] for name in r["cn"]]
+    assert "example_copied" in raised
+    share = 100 * raised.count("example_copied") / len(data["rollouts"])
+    assert f"example_copied {share:.0f}%" in html[html.index('id="stat-canaries"') :]
     layers = re.findall(r'<span class="name">(\w+)</span>', html)
     assert layers == ["validity", "schema", "semantic", "formatting"]
     with_layers = [r["l"] for r in data["rollouts"] if r["l"] is not None]
@@ -273,7 +278,7 @@ def test_scores_come_from_the_file_not_the_scorer(
     def no_scoring(*args: object, **kwargs: object) -> None:
         raise AssertionError("the viewer must not re-score")
 
-    monkeypatch.setattr("metric_cards.scoring.score_completion", no_scoring)
+    monkeypatch.setattr("metric_cards.reward.score_completion", no_scoring)
     render_html(path, tmp_path / "one.html")
     data = _data(_parse((tmp_path / "one.html").read_text(encoding="utf-8")))
     (rollout,) = data["rollouts"]
@@ -352,7 +357,7 @@ def test_hostile_lines_render_as_skipped_lines(tmp_path: Path, corpus_rows: list
     """Lone surrogates, 10^5-deep nesting, 400-digit and ±1e308 scores: listed, not fatal."""
     from rollout_fixtures import hostile_lines, our_groups, write_hostile_file
 
-    from metric_cards.scoring import score_completion
+    from metric_cards.reward import score_completion
 
     groups, _ = our_groups(corpus_rows[:32], score_completion)
     source, messages = write_hostile_file(tmp_path / "hostile.jsonl", groups)
@@ -413,8 +418,8 @@ def test_long_strings_are_embedded_cut(tmp_path: Path, corpus_rows: list[dict]) 
     assert stats.html_bytes < 1_000_000  # 20 MB of answers, a page well under 1 MB
     data = _data(_parse(stats.output_path.read_text(encoding="utf-8")))
     card, prose, normal, _ = data["rollouts"]
-    assert len(card["c"]) == viewer.MAX_EMBEDDED_CHARS and card["cn"] == len(completions[0])
+    assert len(card["c"]) == viewer.MAX_EMBEDDED_CHARS and card["c_len"] == len(completions[0])
     assert card["c"] == completions[0][: viewer.MAX_EMBEDDED_CHARS]
     assert len(card["k"]["t"]) == viewer.MAX_FIELD_CHARS and card["k"]["t"].endswith("…")
-    assert prose["cn"] == LONG_COMPLETION_CHARS
-    assert normal["c"] == completions[2] and "cn" not in normal
+    assert prose["c_len"] == LONG_COMPLETION_CHARS
+    assert normal["c"] == completions[2] and "c_len" not in normal

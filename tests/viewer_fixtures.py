@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from metric_cards.catalog import SYSTEM_PROMPT, parse_request
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 
 K = 4  # rollouts per group, as the env's default group size
 
@@ -98,6 +98,7 @@ def our_group(
                 "finish_reason": reason,
                 "completion_tokens": max(1, len(completion) // 4),
                 "adjustments": {},
+                "canaries": [name for name, raised in result.canaries.items() if raised],
             }
         )
     return {

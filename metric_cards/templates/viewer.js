@@ -204,9 +204,12 @@
     head.appendChild(el("span", "spacer"));
     head.appendChild(el("span", scoreClass(r.s), fmt(r.s, 3)));
     art.appendChild(head);
-    if (withGroup) art.appendChild(clipped("div", "rollout-prompt", g.prompt, SHOW.prompt, g.promptn));
+    if (withGroup) art.appendChild(clipped("div", "rollout-prompt", g.prompt, SHOW.prompt, g.prompt_len));
     art.appendChild(renderCard(r));
     art.appendChild(renderLayers(r));
+    if (r.cn && r.cn.length) {
+      art.appendChild(el("div", "canaries", "canaries: " + r.cn.join(", ")));
+    }
     if (r.pr.length) {
       var ul = el("ul", "problems");
       for (var i = 0; i < r.pr.length; i++) ul.appendChild(clipped("li", null, PROBLEMS[r.pr[i]], SHOW.field));
@@ -216,9 +219,9 @@
     }
     var raw = el("details", "raw");
     raw.open = true;
-    var length = typeof r.cn === "number" ? r.cn : r.c.length;
+    var length = typeof r.c_len === "number" ? r.c_len : r.c.length;
     raw.appendChild(el("summary", null, "raw completion (" + length + " chars" + (r.f ? ", finish: " + r.f : "") + ")"));
-    raw.appendChild(clipped("pre", "completion", r.c, SHOW.completion, r.cn));
+    raw.appendChild(clipped("pre", "completion", r.c, SHOW.completion, r.c_len));
     art.appendChild(raw);
     return art;
   }
@@ -235,7 +238,7 @@
     }
     if (g.legacy) head.appendChild(el("span", "chip warn", "legacy format"));
     if (typeof g.mean === "number") head.appendChild(el("span", "chip gray", "mean " + fmt(g.mean, 3)));
-    head.appendChild(clipped("span", "prompt", g.prompt, SHOW.prompt, g.promptn));
+    head.appendChild(clipped("span", "prompt", g.prompt, SHOW.prompt, g.prompt_len));
     sec.appendChild(head);
     var grid = el("div", "grid");
     for (var i = 0; i < item.rs.length; i++) grid.appendChild(renderRollout(item.rs[i], false));
