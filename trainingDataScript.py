@@ -188,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     # Every output is a temporary until the whole read succeeded; any error or Ctrl-C removes
     # them all (ExitStack unwinds each atomic_writer).
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(atomic_writer(paths["output"], "wb"))
-        hq_out = stack.enter_context(atomic_writer(paths["hq"], "wb"))
+        output, hq = paths["output"], paths["hq"]
+        assert output is not None and hq is not None  # always set by _check_args
+        out = stack.enter_context(atomic_writer(output, "wb"))
+        hq_out = stack.enter_context(atomic_writer(hq, "wb"))
         dpo_out = stack.enter_context(atomic_writer(paths["dpo"], "wb")) if paths["dpo"] else None
         dataset_writer = None
         if paths["dataset"] is not None:

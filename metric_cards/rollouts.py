@@ -49,7 +49,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from metric_cards.catalog import Request, parse_request
 from metric_cards.jsonutil import UTF8_BOM, json_type_name, loads
@@ -515,7 +515,8 @@ class RolloutReader:
             raw.seek(0)
             handle: IO[bytes] = raw
             if compressed:
-                handle = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+                unpacked = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+                handle = cast(IO[bytes], unpacked)
             if bar is not None:
                 stack.callback(bar.close)
                 stack.callback(lambda: bar.update(self._position(raw, compressed) - bar.n))

@@ -118,7 +118,7 @@ def score_lines(
         counts.scored += 1
 
 
-def _write_lines(records: Iterable[dict[str, Any]], out: BinaryIO) -> None:
+def _write_lines(records: Iterable[dict[str, Any]], out: IO[bytes]) -> None:
     for record in records:
         out.write(dumps_line(record))
 

@@ -354,7 +354,7 @@ def _summary(collected: _Collected) -> dict[str, Any]:
     valid = sum(1 for r in rollouts if r["k"]["st"] == "ok")
     with_layers = sum(1 for r in rollouts if r["l"] is not None)
     layer_means = stats.layer_means()
-    layers = []
+    layers: list[tuple[str, str, float | None]] = []
     for name in LAYER_NAMES:
         mean = layer_means.get(name)
         if mean is not None:
