@@ -457,8 +457,8 @@ def test_dataset_never_replaces_what_the_script_did_not_write(ours, tmp_path):
     (tmp_path / "other" / "thesis.tex").write_text("years of work")
     before = snapshot(tmp_path)
     for target, message in [
-        (work, "holds"),  # the directory of the input: it was deleted, exit 0
-        (out_dir, "holds"),  # the output's directory: old files deleted, no output written
+        (work, "holds"),  # the directory of the input (and of other files of the user)
+        (out_dir, "holds"),  # the output's directory: the output would be replaced with it
         (tmp_path / "other", "non-empty directory that this script did not write"),
         (linked, "symbolic link"),
         (source, "is a file"),
@@ -541,7 +541,8 @@ def test_hostile_lines_are_one_line_messages_and_the_rest_is_processed(script, o
     assert f"read {good} rollouts in {len(messages) + 1 + lost.count(False)} groups" in proc.stderr
     assert f"{sum(lost)} malformed line(s) skipped" in proc.stderr
     if script == SCRIPTS[2]:
-        # A score of 1e6 once made a table of ten million buckets; scores stay in [0, 1] now.
+        # Scores outside [0, 1] are skipped, so the bucket table stays [0, 1] (a score of 1e6
+        # would otherwise widen it to ten million rows).
         assert len(proc.stdout.splitlines()) < 60
         assert "max    1.0000" in proc.stdout or "max    0." in proc.stdout
 

@@ -362,7 +362,7 @@ def test_long_strings_are_cut_with_show_all(
     started = time.perf_counter()
     page.goto(stats.output_path.as_uri(), wait_until="commit")
     page.locator(".metric-card").first.wait_for(state="visible")
-    assert time.perf_counter() - started < 5  # was 12 s with the whole 10 MB in the page
+    assert time.perf_counter() - started < 5  # ~0.2 s measured; 10 MB in the DOM takes > 12 s
     card, prose, normal = (page.locator("#list .rollout").nth(i) for i in range(3))
     # The title: cut, with a button that shows the whole field as the page holds it.
     title = card.locator(".mc-title")
