@@ -14,10 +14,12 @@ symlink or a hard link to it), which every CLI refuses.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -111,6 +113,23 @@ def atomic_writer(
         raise
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc older than 2.28, musl: no wrapper
+        return False
+    status = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE)
+    )
+    return bool(status == 0)  # EINVAL/ENOSYS (a filesystem without it): use two renames
+
+
 @contextlib.contextmanager
 def atomic_directory(
     path: str | os.PathLike[str], may_replace: Callable[[Path], bool]
@@ -119,9 +138,10 @@ def atomic_directory(
 
     For outputs that are directories (a `datasets` save_to_disk). An existing `path` is only
     replaced when `may_replace(path)` says so, checked again right before the swap (a
-    FileExistsError otherwise, and the temporary is removed). A directory cannot be renamed over
-    a non-empty one, so the old one is first renamed aside and removed afterwards; the window in
-    which `path` is missing is two renames long.
+    FileExistsError otherwise, and the temporary is removed). The two directories are swapped
+    in one step where the system can (Linux renameat2 RENAME_EXCHANGE), so `path` is always
+    either the old or the new directory; elsewhere the old one is renamed aside first, leaving
+    `path` missing for the time between two renames. The old directory is then removed.
     """
     target = Path(path)
     parent = target.parent
@@ -132,6 +152,9 @@ def atomic_directory(
         if target.exists() or target.is_symlink():
             if target.is_symlink() or not may_replace(target):
                 raise FileExistsError(f"will not replace {target}: not an output of ours")
+            if _exchange(tmp, target):
+                shutil.rmtree(tmp, ignore_errors=True)  # it now holds the old directory
+                return
             old = Path(tempfile.mkdtemp(prefix=_temp_name(target), suffix=".old", dir=parent))
             os.replace(target, old / "previous")
             os.replace(tmp, target)

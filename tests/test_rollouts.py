@@ -592,3 +592,26 @@ def test_a_legacy_line_of_header_tokens_reads_fast(tmp_path):
     rollouts, reader, issues = collect(write_jsonl(tmp_path / "headers.jsonl", [line]))
     assert time.perf_counter() - start < 2.0
     assert rollouts == [] and "no usable conversation" in issues[0].message
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["exchange", "two-renames"])
+def test_atomic_directory_replaces_in_one_swap_where_it_can(tmp_path, monkeypatch, swap):
+    from metric_cards import io_utils
+
+    target = tmp_path / "ds"
+    with atomic_directory(target, lambda path: True) as tmp:
+        (tmp / "old.txt").write_text("1")
+    used = []
+    real = io_utils._exchange
+
+    def exchange(a, b):
+        used.append(a)
+        return real(a, b) if swap else False
+
+    monkeypatch.setattr(io_utils, "_exchange", exchange)
+    with atomic_directory(target, lambda path: True) as tmp:
+        (tmp / "new.txt").write_text("2")
+    assert len(used) == 1 and sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # the old directory is gone
+    if swap and sys.platform.startswith("linux"):
+        assert real(tmp_path / "ds", tmp_path / "ds")  # renameat2 exists here: one atomic swap
