@@ -28,8 +28,8 @@ from pydantic import ConfigDict, Field, model_validator
 
 from metric_cards.adjustments import AdjustmentConfig
 from metric_cards.catalog import held_out_triples
+from metric_cards.reward import RewardConfig
 from metric_cards.runtime import FatalEnvError
-from metric_cards.scoring import RewardConfig
 from metric_cards.serve_api import ServeConfig
 
 # Top-level sections of an atroposlib YAML config file.

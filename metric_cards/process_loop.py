@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from metric_cards.groups import ScoredRollout
-from metric_cards.run_stats import LAYERS, RolloutStats
+from metric_cards.reward import CANARIES, LAYERS
+from metric_cards.run_stats import RolloutStats
 from metric_cards.runtime import FatalEnvError
 from metric_cards.sampling import RequestFailedError
 
@@ -178,6 +179,9 @@ def print_summary(env: Any, seconds: float, html_path: str | None) -> None:
     table.add_row("mean score", f"{metrics.get('run/mean_score', 0):.3f}")
     for layer in LAYERS:
         table.add_row(f"  mean {layer}", f"{metrics.get(f'run/{layer}_mean', 0):.3f}")
+    canaries = stats.canary_rates("run")
+    raised = [f"{name} {100 * canaries[f'run/canary_{name}']:.0f}%" for name in CANARIES]
+    table.add_row("hacking canaries", ", ".join(raised) if canaries else "n/a")
     table.add_row("within-group score std", f"{metrics.get('run/within_group_score_std', 0):.3f}")
     table.add_row("truncated", f"{metrics.get('run/percent_truncated', 0):.1f}%")
     table.add_row("failed requests", str(env.failed_requests))

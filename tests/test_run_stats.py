@@ -8,8 +8,8 @@ import pytest
 
 from metric_cards.catalog import Request, eval_requests
 from metric_cards.groups import ScoredRollout
-from metric_cards.run_stats import LAYERS, RolloutStats, is_valid_json
-from metric_cards.scoring import score_completion
+from metric_cards.reward import is_strict_json, score_completion
+from metric_cards.run_stats import LAYERS, RolloutStats
 
 GOOD = '{"componentType": "metricCard", "props": {"title": "%s", "value": "$48,250"}}'
 
@@ -57,7 +57,14 @@ def test_metrics_of_two_groups(request_):
     metrics = stats.metrics("train")
 
     assert stats.groups == 3 and stats.count == 6
-    assert [is_valid_json(r) for r in everything] == [True, False, False, True, True, False]
+    assert [is_strict_json(r.result.extraction) for r in everything] == [
+        True,
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
     assert metrics["train/percent_valid_json"] == pytest.approx(100 * 3 / 6)
     assert metrics["train/mean_score"] == pytest.approx(
         statistics.fmean(r.score for r in everything)
