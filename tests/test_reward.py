@@ -379,7 +379,8 @@ def test_title_partial_credit_for_the_metric_s_own_words() -> None:
         ("4m 32s", "duration", 272), ("2 business days", "duration", 172800),
         ("4'32\"", "duration", 272), ("1h 12m", "duration", 4320), ("3:45", "colon", 225),
         ("4.6/5", "fraction", 92), ("4.6 out of 5", "fraction", 92), ("5.2x", "ratio", 5.2),
-        ("+42", "number", 42),
+        ("+42", "number", 42), ("4.2 out of 5 stars", "fraction", 84), ("3.5 days avg", "duration",
+        302400), ("+12% YoY", "percent", 12),
     ],
 )  # fmt: skip
 def test_the_value_grammar_reads_one_quantity(value: str, kind: str, number: float) -> None:
