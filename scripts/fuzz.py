@@ -30,6 +30,7 @@ import contextlib
 import io
 import json
 import random
+import re
 import sys
 import tempfile
 import time
@@ -276,17 +277,22 @@ class Case:
     env_score: float | None = None  # score_rollout's result.score
 
 
+_CHARACTER = re.compile(r"character '[^']*'")
+_DETAILS = re.compile(r"(?<![\w-])\d+(?:-\d+)?")
+
+
 @dataclass
 class Report:
     crashes: dict[tuple[str, str], list[Any]] = field(default_factory=dict)  # -> [count, example]
     mismatches: dict[str, list[Any]] = field(default_factory=dict)
-    slowest: list[tuple[float, str, int, str]] = field(default_factory=list)  # seconds, stage, ...
+    slowest: dict[str, list[tuple[float, int, str]]] = field(default_factory=dict)  # by stage
     counts: dict[str, int] = field(default_factory=dict)
 
     def crash(self, stage: str, error: BaseException, example: Any) -> None:
-        message = (
-            f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
-        )
+        text = str(error).splitlines()[0][:120] if str(error) else ""
+        # one entry per kind of crash: positions and characters vary between inputs
+        text = _DETAILS.sub("N", _CHARACTER.sub("character C", text))
+        message = f"{type(error).__name__}: {text}"
         where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
         if where is not None:
             message += f" ({Path(where.filename).name}:{where.lineno})"
@@ -297,10 +303,11 @@ class Report:
         self.mismatches.setdefault(kind, [0, example])[0] += 1
 
     def timed(self, seconds: float, stage: str, case: Case) -> None:
-        self.slowest.append((seconds, stage, len(case.completion), case.completion))
-        if len(self.slowest) > 64:
-            self.slowest.sort(reverse=True)
-            del self.slowest[16:]
+        entries = self.slowest.setdefault(stage, [])
+        entries.append((seconds, case.index, case.completion))
+        if len(entries) > 64:
+            entries.sort(reverse=True)
+            del entries[8:]
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -546,13 +553,12 @@ def print_report(report: Report, n: int, seconds: float, cpu: float) -> None:
     print(f"mismatches: {total}")
     for kind, (count, example) in sorted(report.mismatches.items()):
         print(f"  x{count} {kind}; first input: {ascii(example)[:160]}")
-    report.slowest.sort(reverse=True)
-    for stage in ("score", "env"):
-        worst = [entry for entry in report.slowest if entry[1] == stage][:3]
-        for seconds_taken, _, length, head in worst:
+    for stage, entries in sorted(report.slowest.items()):
+        entries.sort(reverse=True)
+        for seconds_taken, index, completion in entries[:3]:
             print(
-                f"slowest {stage}: {seconds_taken * 1e3:.1f} ms CPU, {length:,} chars, "
-                f"starts {ascii(head)[:70]}"
+                f"slowest {stage}: {seconds_taken * 1e3:.1f} ms CPU, input {index}, "
+                f"{len(completion):,} chars, starts {ascii(completion[:60])}"
             )
 
 
@@ -584,9 +590,10 @@ def main() -> int:
     if args.save is not None:
         args.save.mkdir(parents=True, exist_ok=True)
         with (args.save / "slowest.jsonl").open("w", encoding="utf-8") as out:
-            for seconds_taken, stage, _, completion in report.slowest[:10]:
-                record = {"stage": stage, "seconds": seconds_taken, "completion": completion}
-                out.write(json.dumps(record) + "\n")
+            for stage, entries in sorted(report.slowest.items()):
+                for seconds_taken, _, completion in entries[:5]:
+                    record = {"stage": stage, "seconds": seconds_taken, "completion": completion}
+                    out.write(json.dumps(record) + "\n")
         with (args.save / "crashes.jsonl").open("w", encoding="utf-8") as out:
             for (stage, message), (count, example) in report.crashes.items():
                 record = {"stage": stage, "error": message, "count": count, "input": example}
