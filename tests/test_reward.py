@@ -757,3 +757,13 @@ def test_run_stats_report_canary_rates_and_valid_json() -> None:
     assert {f"train/canary_{name}" for name in CANARIES} <= set(metrics)
     assert metrics["train/percent_valid_json"] == 50.0  # the repaired one and "no" are not
     assert rollout(flat).record()["canaries"] == ["flat_trend"]
+
+
+def test_a_second_object_beside_the_card_is_not_one_json_text() -> None:
+    text = json.dumps(card())
+    two = score(text + "\n" + json.dumps(card(REVENUE)))
+    assert two.canaries["repaired_json"]
+    assert "another JSON object beside the card" in " ".join(two.problems)
+    assert two.score <= 0.65 * score(text).score
+    prose = score("Here is the card:\n" + text + "\nIt shows churn.")
+    assert not prose.canaries["repaired_json"] and prose.score > 0.9

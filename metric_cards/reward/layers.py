@@ -62,17 +62,19 @@ def is_strict_json(extraction: Extraction) -> bool:
 
 
 def validity_layer(
-    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, *, commented: bool = False
+    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, *, rejected: str = ""
 ) -> tuple[float, list[str]]:
-    """Is there strict JSON to find, and how cleanly? `commented`: the answer opens with a // or
-    /* comment before the card, which is JSON with comments (JSON.parse rejects it), not prose."""
+    """Is there strict JSON to find, and how cleanly? `rejected`: why JSON.parse rejects the
+    answer although the card itself parsed (a // or /* comment before it, a second object)."""
     method = extraction.method
     if extraction.value is None:
         return 0.0, ["no JSON object found"]
     problems: list[str] = []
-    if extraction.repaired or commented:
+    if extraction.repaired or rejected:
         score = config.validity_repaired
-        problems.append("the JSON is not strict JSON (JSON.parse rejects it) and needed repair")
+        problems.append(
+            rejected or "the JSON is not strict JSON (JSON.parse rejects it) and needed repair"
+        )
     elif method in _CLEAN:
         score = 1.0
     elif method == "after_think":
