@@ -447,7 +447,10 @@ class Harness:
                 case = by_id[record["fuzz_id"]]
                 scored.add(case.index)
                 if record["score"] != case.score:
-                    self.report.mismatch("CLI score != score_completion", case.completion)
+                    example = {"prompt": case.prompt, "completion": case.completion}
+                    self.report.mismatch("CLI score != score_completion", example)
+        # a line the CLI refused with a message (e.g. a lone surrogate) is skipped, not a crash
+        self.report.count("cli lines refused", len(cases) - len(scored))
 
     def _cli(self, source: Path, target: Path, lines: list[str]) -> bool:
         from metric_cards import score_cli
@@ -594,6 +597,9 @@ def main() -> int:
                 for seconds_taken, _, completion in entries[:5]:
                     record = {"stage": stage, "seconds": seconds_taken, "completion": completion}
                     out.write(json.dumps(record) + "\n")
+        with (args.save / "mismatches.jsonl").open("w", encoding="utf-8") as out:
+            for kind, (count, example) in report.mismatches.items():
+                out.write(json.dumps({"kind": kind, "count": count, "input": example}) + "\n")
         with (args.save / "crashes.jsonl").open("w", encoding="utf-8") as out:
             for (stage, message), (count, example) in report.crashes.items():
                 record = {"stage": stage, "error": message, "count": count, "input": example}
