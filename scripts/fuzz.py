@@ -102,6 +102,12 @@ NUMBERS = [
 ]
 
 
+def _as_transported(text: str) -> str:
+    """The text as it arrives through JSON (an HTTP answer, a JSONL line): a high surrogate followed
+    by a low one is one astral character there, so generated text is normalised the same way."""
+    return json.loads(json.dumps(text))
+
+
 class Generator:
     """Seeded hostile completions: a corpus card through one to three mutations."""
 
@@ -129,13 +135,14 @@ class Generator:
         rng = self.rng
         if rng.random() < 0.9:
             return rng.choice(self.prompts)
-        return rng.choice(["", "\ud800", "x" * 5000, "Create a card", self.random_unicode("")])
+        junk = ["", "\ud800", "x" * 5000, "Create a card", self.random_unicode("")]
+        return _as_transported(rng.choice(junk))
 
     def completion(self) -> str:
         text = self.rng.choice(self.cards)
         for mutate in self.rng.sample(self.mutations, self.rng.randint(1, 3)):
             text = mutate(text)
-        return text
+        return _as_transported(text)
 
     def finish_reason(self) -> str | None:
         return self.rng.choice(["stop", "stop", "stop", "length", None])
