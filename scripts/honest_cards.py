@@ -26,6 +26,7 @@ __all__ = [
     "card_text",
     "honest_card",
     "honest_description",
+    "honest_icon",
     "honest_title",
     "honest_trend",
     "honest_value",
@@ -288,6 +289,11 @@ def honest_trend(request: Request) -> dict[str, Any]:
     return {"value": size if rising else -size, "isPositive": is_positive}
 
 
+def honest_icon(request: Request) -> str:
+    """The metric's first catalog icon (a Lucide name)."""
+    return _ICON[request.metric]
+
+
 def honest_card(request: Request) -> dict[str, Any]:
     return {
         "componentType": "metricCard",
@@ -296,7 +302,7 @@ def honest_card(request: Request) -> dict[str, Any]:
             "value": honest_value(request),
             "description": honest_description(request),
             "trend": honest_trend(request),
-            "icon": _ICON[request.metric],
+            "icon": honest_icon(request),
         },
     }
 

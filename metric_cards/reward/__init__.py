@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from metric_cards.catalog import Request
-from metric_cards.extraction import Extraction, extract_json
+from metric_cards.extraction import MAX_COMPLETION_CHARS, Extraction, extract_json
 from metric_cards.reward.facts import request_facts
 from metric_cards.reward.layers import (
     formatting_layer,
@@ -82,11 +82,12 @@ def score_completion(
     canaries = dict.fromkeys(CANARIES, False)
     # A bare or fenced card starts the answer: no comment or prose before it to look for.
     answer = "" if extraction.method in _CLEAN else _answer(text)
-    commented = answer.startswith(("//", "/*"))
-    validity, problems = validity_layer(extraction, config, commented=commented)
+    rejected = _rejected_by_json_parse(answer, extraction)
+    validity, problems = validity_layer(extraction, config, rejected=rejected)
     if validity <= 0.0:
         return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries, {})
     card = extraction.value
+    schema_problems: list[str]
     if card.__class__ is dict and is_valid_card(card):
         schema, schema_problems = 1.0, []
     else:
@@ -99,7 +100,7 @@ def score_completion(
         checks[name] = round(verdict.score, 6)
         for canary in verdict.canaries:
             canaries[canary] = True
-    not_strict = extraction.repaired or commented
+    not_strict = extraction.repaired or bool(rejected)
     canaries["repaired_json"] = not_strict
     canaries["prose_before_card"] = bool(
         answer and extraction.prose_chars and not answer.startswith(("{", "`", "["))
@@ -150,9 +151,26 @@ def combine_layers(
     return round(min(1.0, max(0.0, score)), 6)
 
 
+def _rejected_by_json_parse(answer: str, extraction: Extraction) -> str:
+    """Why JSON.parse rejects an answer whose card parsed: JSON with a comment before the card,
+    or a second JSON object beside it (which card would the front end show?). "" otherwise;
+    plain prose around one card is the formatting layer's business."""
+    if not answer or extraction.text is None:
+        return ""
+    if answer.startswith(("//", "/*")):
+        return "a comment before the card: JSON with comments is not JSON (JSON.parse rejects it)"
+    end = answer.lower().rfind("</think>")
+    tail = answer[end + len("</think>") :] if end >= 0 else answer
+    card = extraction.text
+    if tail.count("{") > card.count("{") and tail.count("}") > card.count("}"):
+        return "another JSON object beside the card: the answer is not one JSON text"
+    return ""
+
+
 def _answer(text: str) -> str:
-    """The answer without leading whitespace and a leading reasoning block."""
-    answer = text.lstrip()
+    """The answer without leading whitespace and a leading reasoning block (within the part of
+    the completion the extractor reads)."""
+    answer = text[:MAX_COMPLETION_CHARS].lstrip()
     if answer[:7].lower() == "<think>":
         end = answer.lower().rfind("</think>")
         answer = answer[end + len("</think>") :].lstrip() if end >= 0 else ""

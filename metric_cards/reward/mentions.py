@@ -217,6 +217,8 @@ def scan_mentions(text: str, words: list[str] | None = None) -> Mentions:
             payload = (payload, year)
         periods.append(PeriodMention(kind, payload, written, _is_baseline(words, start)))
     # bare years that name a period ("in 2023", "FY2023"), not counts ("2023 users")
+    if "19" not in text and "20" not in text:
+        return Mentions(tuple(periods), frozenset(domains), tuple(names))
     for at, word in enumerate(words):
         if len(word) < 4 or not (word[0] in "12" or word[:2] == "fy"):
             continue

@@ -213,10 +213,10 @@ class _Reader:
             if self.peek() in ('"', "″"):
                 self.at += 1
         elif not money and (word in _SECONDS or (word in _DAY_QUALIFIERS and self._day_after())):
-            seconds = self._duration(number)
-            if seconds is None:
+            duration = self._duration(number)
+            if duration is None:
                 return Quantity(None, problem="has a malformed duration")
-            kind, number = "duration", seconds
+            kind, number = "duration", duration
         # then only words: a noun or two ("1,204 new users"), a denominator ("$184K per
         # employee", "$210,000 revenue per employee", "42 units/hour")
         words = 0
@@ -228,7 +228,7 @@ class _Reader:
                 per = self.lower(1)
                 self.at += 2
                 continue
-            if token[:1].isalpha() and words < 3 and (per or kind in ("number", "money", "ratio")):
+            if token[:1].isalpha() and words < 3:
                 words += 1
             elif token != "." or self.at != len(self.tokens) - 1:
                 if any(t[:1].isdigit() for t in self.tokens[self.at :]):
