@@ -540,5 +540,9 @@ FUNCTION_WORDS = frozenset(
     {"the", "and", "for", "our", "with", "this", "that", "from", "into", "over", "across", "per",
      "are", "was", "were", "has", "have", "its", "their", "all", "any", "each", "than", "vs",
      "during", "within", "showing", "shows", "show", "displays", "display", "metric", "metrics",
-     "card", "dashboard", "data", "statistics", "stats", "value", "period"}
+     "card", "dashboard", "data", "statistics", "stats", "value", "period",
+     # generic dashboard filler: says nothing about this metric
+     "performance", "overview", "summary", "report", "key", "kpi", "figure", "number", "total",
+     "tracking", "tracked", "insight", "trend", "current", "latest", "analytics", "business",
+     "platform", "indicator"}
 )  # fmt: skip

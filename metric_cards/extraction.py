@@ -253,6 +253,9 @@ def _split_reasoning(text: str) -> tuple[int | None, int, bool]:
 # Inside braces: a JSON string (an unclosed one runs to the end of the text) or a bracket. The
 # string pattern is the unrolled loop `"[^"\\]*(?:\\.[^"\\]*)*`, which never backtracks.
 _INSIDE_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[{}\[\]]', re.DOTALL)
+# An object with no bracket inside (strings skipped whole), e.g. {} or {"value": 1}: unrolled
+# loops of disjoint character classes, so a failed match costs one pass over what it read.
+_FLAT_OBJECT = re.compile(r'\{[^{}\[\]"]*(?:"[^"\\]*(?:\\.[^"\\]*)*"[^{}\[\]"]*)*\}', re.DOTALL)
 
 
 def _object_spans(answer: str) -> list[tuple[int, int]]:
@@ -271,6 +274,13 @@ def _object_spans(answer: str) -> list[tuple[int, int]]:
     closed_depths: list[int] = []
     position = answer.find("{")
     while position != -1:
+        flat = _FLAT_OBJECT.match(answer, position)
+        if flat is not None:  # no brackets inside: one regex step instead of the token walk
+            closed_starts.append(position)
+            closed_ends.append(flat.end())
+            closed_depths.append(1)
+            position = answer.find("{", flat.end())
+            continue
         kinds.append("{")
         starts.append(position)
         deepest.append(1)
@@ -315,17 +325,22 @@ def _object_spans(answer: str) -> list[tuple[int, int]]:
 
 
 def _first_card(answer: str, spans: list[tuple[int, int]]) -> tuple[int, int, Any] | None:
-    """The first span that is a strict JSON card, else the largest strict JSON object."""
-    best: tuple[int, int, Any] | None = None
-    for start, end in spans:
-        value = _strict_span(answer, start, end)
-        if value is _NO_VALUE:
+    """The first span that is a strict JSON card, else the largest strict JSON object.
+
+    Only spans that spell a card key are parsed in the first pass, and the fallback parses the
+    largest spans first, so thousands of small objects cost one parse, not thousands."""
+    named = "props" in answer or "componentType" in answer
+    for start, end in spans if named else ():
+        if answer.find("props", start, end) == -1 and answer.find("componentType", start, end) < 0:
             continue
-        if _is_card_like(value):
+        value = _strict_span(answer, start, end)
+        if value is not _NO_VALUE and _is_card_like(value):
             return start, end, value
-        if best is None or end - start > best[1] - best[0]:
-            best = (start, end, value)
-    return best
+    for start, end in sorted(spans, key=lambda span: span[0] - span[1]):  # largest first
+        value = _strict_span(answer, start, end)
+        if value is not _NO_VALUE and isinstance(value, dict):
+            return start, end, value
+    return None
 
 
 def _whole_array(answer: str) -> tuple[Any, str, Method] | None:

@@ -100,6 +100,12 @@ NUMBERS = [
 ]
 
 
+def _as_transported(text: str) -> str:
+    """The text as it arrives through JSON (an HTTP answer, a JSONL line): a high surrogate followed
+    by a low one is one astral character there, so generated text is normalised the same way."""
+    return json.loads(json.dumps(text))
+
+
 class Generator:
     """Seeded hostile completions: a corpus card through one to three mutations."""
 
@@ -127,13 +133,14 @@ class Generator:
         rng = self.rng
         if rng.random() < 0.9:
             return rng.choice(self.prompts)
-        return rng.choice(["", "\ud800", "x" * 5000, "Create a card", self.random_unicode("")])
+        junk = ["", "\ud800", "x" * 5000, "Create a card", self.random_unicode("")]
+        return _as_transported(rng.choice(junk))
 
     def completion(self) -> str:
         text = self.rng.choice(self.cards)
         for mutate in self.rng.sample(self.mutations, self.rng.randint(1, 3)):
             text = mutate(text)
-        return text
+        return _as_transported(text)
 
     def finish_reason(self) -> str | None:
         return self.rng.choice(["stop", "stop", "stop", "length", None])
@@ -445,7 +452,10 @@ class Harness:
                 case = by_id[record["fuzz_id"]]
                 scored.add(case.index)
                 if record["score"] != case.score:
-                    self.report.mismatch("CLI score != score_completion", case.completion)
+                    example = {"prompt": case.prompt, "completion": case.completion}
+                    self.report.mismatch("CLI score != score_completion", example)
+        # a line the CLI refused with a message (e.g. a lone surrogate) is skipped, not a crash
+        self.report.count("cli lines refused", len(cases) - len(scored))
 
     def _cli(self, source: Path, target: Path, lines: list[str]) -> bool:
         from metric_cards import score_cli
@@ -592,6 +602,9 @@ def main() -> int:
                 for seconds_taken, _, completion in entries[:5]:
                     record = {"stage": stage, "seconds": seconds_taken, "completion": completion}
                     out.write(json.dumps(record) + "\n")
+        with (args.save / "mismatches.jsonl").open("w", encoding="utf-8") as out:
+            for kind, (count, example) in report.mismatches.items():
+                out.write(json.dumps({"kind": kind, "count": count, "input": example}) + "\n")
         with (args.save / "crashes.jsonl").open("w", encoding="utf-8") as out:
             for (stage, message), (count, example) in report.crashes.items():
                 record = {"stage": stage, "error": message, "count": count, "input": example}

@@ -379,7 +379,8 @@ def test_title_partial_credit_for_the_metric_s_own_words() -> None:
         ("4m 32s", "duration", 272), ("2 business days", "duration", 172800),
         ("4'32\"", "duration", 272), ("1h 12m", "duration", 4320), ("3:45", "colon", 225),
         ("4.6/5", "fraction", 92), ("4.6 out of 5", "fraction", 92), ("5.2x", "ratio", 5.2),
-        ("+42", "number", 42),
+        ("+42", "number", 42), ("4.2 out of 5 stars", "fraction", 84), ("3.5 days avg", "duration",
+        302400), ("+12% YoY", "percent", 12),
     ],
 )  # fmt: skip
 def test_the_value_grammar_reads_one_quantity(value: str, kind: str, number: float) -> None:
@@ -756,3 +757,13 @@ def test_run_stats_report_canary_rates_and_valid_json() -> None:
     assert {f"train/canary_{name}" for name in CANARIES} <= set(metrics)
     assert metrics["train/percent_valid_json"] == 50.0  # the repaired one and "no" are not
     assert rollout(flat).record()["canaries"] == ["flat_trend"]
+
+
+def test_a_second_object_beside_the_card_is_not_one_json_text() -> None:
+    text = json.dumps(card())
+    two = score(text + "\n" + json.dumps(card(REVENUE)))
+    assert two.canaries["repaired_json"]
+    assert "another JSON object beside the card" in " ".join(two.problems)
+    assert two.score <= 0.65 * score(text).score
+    prose = score("Here is the card:\n" + text + "\nIt shows churn.")
+    assert not prose.canaries["repaired_json"] and prose.score > 0.9

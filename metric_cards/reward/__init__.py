@@ -82,8 +82,8 @@ def score_completion(
     canaries = dict.fromkeys(CANARIES, False)
     # A bare or fenced card starts the answer: no comment or prose before it to look for.
     answer = "" if extraction.method in _CLEAN else _answer(text)
-    commented = answer.startswith(("//", "/*"))
-    validity, problems = validity_layer(extraction, config, commented=commented)
+    rejected = _rejected_by_json_parse(answer, extraction)
+    validity, problems = validity_layer(extraction, config, rejected=rejected)
     if validity <= 0.0:
         return ScoreResult(0.0, dict.fromkeys(LAYERS, 0.0), problems, extraction, canaries, {})
     card = extraction.value
@@ -100,7 +100,7 @@ def score_completion(
         checks[name] = round(verdict.score, 6)
         for canary in verdict.canaries:
             canaries[canary] = True
-    not_strict = extraction.repaired or commented
+    not_strict = extraction.repaired or bool(rejected)
     canaries["repaired_json"] = not_strict
     canaries["prose_before_card"] = bool(
         answer and extraction.prose_chars and not answer.startswith(("{", "`", "["))
@@ -149,6 +149,22 @@ def combine_layers(
     if repaired:
         score *= config.repaired_factor
     return round(min(1.0, max(0.0, score)), 6)
+
+
+def _rejected_by_json_parse(answer: str, extraction: Extraction) -> str:
+    """Why JSON.parse rejects an answer whose card parsed: JSON with a comment before the card,
+    or a second JSON object beside it (which card would the front end show?). "" otherwise;
+    plain prose around one card is the formatting layer's business."""
+    if not answer or extraction.text is None:
+        return ""
+    if answer.startswith(("//", "/*")):
+        return "a comment before the card: JSON with comments is not JSON (JSON.parse rejects it)"
+    end = answer.lower().rfind("</think>")
+    tail = answer[end + len("</think>") :] if end >= 0 else answer
+    card = extraction.text
+    if tail.count("{") > card.count("{") and tail.count("}") > card.count("}"):
+        return "another JSON object beside the card: the answer is not one JSON text"
+    return ""
 
 
 def _answer(text: str) -> str:

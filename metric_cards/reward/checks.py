@@ -395,7 +395,7 @@ def description_check(card: CardFacts, want: RequestFacts) -> Verdict:
         domain_named = domain_named or domain in found.domains
     if description is None or not description.words:
         return Verdict(ABSENT, ("no description",))
-    if "total" in description.content_words and _is_example_description(card, want):
+    if "total" in description.words and _is_example_description(card, want):
         return Verdict(
             0.0,
             (f"description {description.text!r} is the instructions' example",),

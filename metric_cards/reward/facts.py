@@ -290,7 +290,8 @@ def card_facts(props: dict) -> CardFacts:
     )
 
 
-# What completions contain (a benchmark's "cold" clears these) ...
-CONTENT_MEMOS = (_TITLES, _VALUES, _ICONS, _DESCRIPTIONS)
+# What completions contain (a benchmark's "cold" clears these; layers.py adds its memo of whole
+# cards' verdicts) ...
+CONTENT_MEMOS: list[BoundedMemo[Any, Any]] = [_TITLES, _VALUES, _ICONS, _DESCRIPTIONS]
 # ... and what the env asks: one entry per prompt, shared by the K completions of its group.
-MEMOS = (_REQUESTS, *CONTENT_MEMOS)
+MEMOS: list[BoundedMemo[Any, Any]] = [_REQUESTS, *CONTENT_MEMOS]

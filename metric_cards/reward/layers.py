@@ -21,7 +21,15 @@ from typing import Any
 
 from metric_cards.extraction import Extraction
 from metric_cards.reward.checks import ABSENT, CHECKS, Verdict
-from metric_cards.reward.facts import CardFacts, RequestFacts, card_facts
+from metric_cards.reward.facts import (
+    CONTENT_MEMOS,
+    MEMOS,
+    BoundedMemo,
+    CardFacts,
+    RequestFacts,
+    card_facts,
+    request_facts,
+)
 from metric_cards.reward.weights import DEFAULT_REWARD, RewardConfig
 from metric_cards.schema import (
     CLASS_NAME_MAX_LENGTH,
@@ -54,17 +62,19 @@ def is_strict_json(extraction: Extraction) -> bool:
 
 
 def validity_layer(
-    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, *, commented: bool = False
+    extraction: Extraction, config: RewardConfig = DEFAULT_REWARD, *, rejected: str = ""
 ) -> tuple[float, list[str]]:
-    """Is there strict JSON to find, and how cleanly? `commented`: the answer opens with a // or
-    /* comment before the card, which is JSON with comments (JSON.parse rejects it), not prose."""
+    """Is there strict JSON to find, and how cleanly? `rejected`: why JSON.parse rejects the
+    answer although the card itself parsed (a // or /* comment before it, a second object)."""
     method = extraction.method
     if extraction.value is None:
         return 0.0, ["no JSON object found"]
     problems: list[str] = []
-    if extraction.repaired or commented:
+    if extraction.repaired or rejected:
         score = config.validity_repaired
-        problems.append("the JSON is not strict JSON (JSON.parse rejects it) and needed repair")
+        problems.append(
+            rejected or "the JSON is not strict JSON (JSON.parse rejects it) and needed repair"
+        )
     elif method in _CLEAN:
         score = 1.0
     elif method == "after_think":
@@ -290,12 +300,11 @@ def semantic_layer(
     props = card.get("props") if isinstance(card, dict) else None
     if not isinstance(props, dict):
         return 0.0, ["no props to check against the request"], {}
-    facts = card_facts(props)
     if want is None:
-        score, problems = generic_semantic(facts)
+        score, problems = generic_semantic(card_facts(props))
         return score, problems, {}
     weights = config.check_weights()
-    verdicts = {name: check(facts, want) for name, check in CHECKS.items()}
+    verdicts = _card_verdicts(props, want)
     total = 0.0
     problems = []
     for name, verdict in verdicts.items():
@@ -304,6 +313,59 @@ def semantic_layer(
             problems.extend(verdict.problems)
     # 6 decimals: 0.3 + 0.35 + 0.35 is 1.0, not 0.9999999999999999
     return min(1.0, round(total, 6)), problems, verdicts
+
+
+def _check_all(facts: CardFacts, want: RequestFacts) -> dict[str, Verdict]:
+    return {name: check(facts, want) for name, check in CHECKS.items()}
+
+
+def _card_verdicts(props: dict, want: RequestFacts) -> dict[str, Verdict]:
+    """The checks' verdicts on a card, memoised by what they read (the title, value, icon and
+    description strings, the trend's number and sign, the request): the same card comes back
+    often within a group and as a policy converges. Props of other types are checked afresh."""
+    title, value = props.get("title"), props.get("value")
+    icon, description = props.get("icon"), props.get("description")
+    trend = props.get("trend")
+    for text in (title, value, icon, description):
+        if text is not None and text.__class__ is not str:
+            return _check_all(card_facts(props), want)
+    if trend is None:
+        trend_key = None
+    elif trend.__class__ is dict:
+        trend_key = _trend_key(trend)
+    else:
+        return _check_all(card_facts(props), want)
+    return _VERDICTS((title, value, icon, description, trend_key, want.request))
+
+
+def _trend_key(trend: dict) -> tuple[float | None, bool | None]:
+    """What the trend check reads of a trend object: a finite number and a boolean, or None."""
+    change, positive = trend.get("value"), trend.get("isPositive")
+    number: float | None = None
+    if change.__class__ in (int, float):
+        try:
+            number = float(change)
+        except OverflowError:
+            number = None
+        if number is not None and not math.isfinite(number):
+            number = None
+    return number, positive if positive.__class__ is bool else None
+
+
+def _verdicts_of(key: tuple) -> dict[str, Verdict]:
+    title, value, icon, description, trend_key, request = key
+    props: dict[str, Any] = {"title": title, "value": value, "icon": icon}
+    props["description"] = description
+    if trend_key is not None:
+        props["trend"] = {"value": trend_key[0], "isPositive": trend_key[1]}
+    want = request_facts(request)
+    assert want is not None
+    return _check_all(card_facts(props), want)
+
+
+_VERDICTS: BoundedMemo[tuple, dict[str, Verdict]] = BoundedMemo(_verdicts_of, 1 << 21, 2048)
+CONTENT_MEMOS.append(_VERDICTS)
+MEMOS.append(_VERDICTS)
 
 
 def generic_semantic(facts: CardFacts) -> tuple[float, list[str]]:

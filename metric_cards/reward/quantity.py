@@ -228,7 +228,7 @@ class _Reader:
                 per = self.lower(1)
                 self.at += 2
                 continue
-            if token[:1].isalpha() and words < 3 and (per or kind in ("number", "money", "ratio")):
+            if token[:1].isalpha() and words < 3:
                 words += 1
             elif token != "." or self.at != len(self.tokens) - 1:
                 if any(t[:1].isdigit() for t in self.tokens[self.at :]):
