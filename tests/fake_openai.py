@@ -216,9 +216,18 @@ class FakeOpenAIServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": "not found"}})
+                    return
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict) or "messages" not in body:
+                    # e.g. a request the client cancelled half-way (its timeout): not recorded
+                    self.close_connection = True
+                    self._send(400, {"error": {"message": "the request was not a chat request"}})
                     return
                 status, payload = server._answer(body)
                 if status == "reset":
