@@ -406,19 +406,23 @@ class Harness:
         from metric_card_generator import JsonlGroupWriter
 
         path = self.workdir / "rollouts.jsonl"
+        path.unlink(missing_ok=True)  # the previous batch's file: the writer never overwrites
         writer = JsonlGroupWriter(str(path))
         rng = random.Random(len(cases))
+        unwritten: list[dict[str, Any]] = []
         try:
             for group in groups:
                 try:
                     writer.write(group)
                 except Exception as error:
                     self.report.crash("env-writer", error, group["messages"][0][-1]["content"])
-                    writer._file.write(json.dumps(group) + "\n")
+                    unwritten.append(group)
                 self.report.count("env-writer")
         finally:
             writer.close()
         with path.open("ab") as raw:  # bytes: a malformed line may not even be UTF-8
+            for group in unwritten:  # ASCII-escaped, so the readers still see it
+                raw.write(json.dumps(group).encode() + b"\n")
             for case in cases[::8]:  # the original environment's format, random scores
                 text = llama3_text(SYSTEM_PROMPT, case.prompt, case.completion, rng.random() < 0.8)
                 raw.write(json.dumps({"messages": [[text]], "scores": [0.1]}).encode() + b"\n")
