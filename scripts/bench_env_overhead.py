@@ -63,9 +63,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         best = float("inf")
-        for _ in range(args.repeat):
+        for index in range(args.repeat):
             chat = ChatTokenizer(hf_tokenizer)  # cold prompt cache each pass, as in a real run
-            writer = JsonlGroupWriter(str(Path(tmp) / "bench.jsonl"))
+            # a new file per pass: the writer never overwrites an existing file
+            writer = JsonlGroupWriter(str(Path(tmp) / f"bench_{index}.jsonl"))
             started = time.process_time()  # CPU time: other jobs on the box don't count
             for group in groups:
                 request = parse_request(group[0]["prompt"])

@@ -56,6 +56,7 @@ class Verdict(NamedTuple):
     canaries: tuple[str, ...] = ()
 
 
+FULL_MARKS = Verdict(1.0)  # the common verdict, made once (a Verdict is immutable)
 COPY_ALL = 12  # words copied from the prompts that void the description (a catalog prompt: 11-17)
 NO_CHANGE = 0.25  # a flat or absent trend: says nothing, so below a change of either sign
 ABSENT = 0.3  # an optional prop left out: the instructions ask for it, so it is not free
@@ -107,7 +108,7 @@ def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
             if word not in TITLE_QUALIFIERS and word not in domain_words
         )
         if not padding:
-            return Verdict(1.0)
+            return FULL_MARKS
         return Verdict(
             max(0.3, 1.0 - 0.1 * padding),
             (f"title {card.title_raw!r} has {padding} words beyond the metric's name",),
@@ -220,7 +221,7 @@ def value_check(card: CardFacts, want: RequestFacts) -> Verdict:
         return Verdict(fit, (f"value {raw!r} lacks its unit ({reading.kind})",))
     if quantity.ungrouped and reading.kind in ("money", "count"):
         return Verdict(0.85, (f"value {raw!r} lacks thousands separators",))
-    return Verdict(1.0)
+    return FULL_MARKS
 
 
 def magnitude_check(card: CardFacts, want: RequestFacts) -> Verdict:
@@ -243,7 +244,7 @@ def magnitude_check(card: CardFacts, want: RequestFacts) -> Verdict:
                 f"({reading.kind} {reading.low:g} to {reading.high:g})",
             ),
         )
-    return Verdict(1.0)
+    return FULL_MARKS
 
 
 # --- trend ---

@@ -65,7 +65,11 @@ class BoundedMemo(Generic[K, V]):
         found = self.table.get(key, _MISSING)
         if found is not _MISSING:
             return found  # type: ignore[return-value]
-        value = self.compute(key)
+        return self.keep(key, self.compute(key))
+
+    def keep(self, key: K, value: V) -> V:
+        """Remember `value` (which must equal `compute(key)`) for `key`; returns it. For a caller
+        that computes the value from data it already holds on a miss (`self.table.get` first)."""
         size = _size(key)
         if size <= self.max_key_chars:
             if self.chars + size > self.max_chars:
@@ -83,10 +87,12 @@ _MISSING = object()
 
 
 def _size(key: Any) -> int:
-    if isinstance(key, str):
+    """Characters a key holds, plus a fixed cost per part (a tuple's strings; anything else in
+    it, such as a trend's number and sign or a request, counts as one part)."""
+    if key.__class__ is str:
         return len(key) + 16
     if isinstance(key, tuple):
-        return sum(_size(part) for part in key)
+        return sum(len(part) + 16 if part.__class__ is str else 16 for part in key)
     return 16
 
 
@@ -217,8 +223,9 @@ def _description_facts(text: str) -> DescriptionFacts:
     text = text[:SCANNED_CHARS]
     raw = words_of(text)
     words = singulars(raw)
-    content = frozenset(words).difference(FUNCTION_WORDS)
-    content = frozenset(word for word in content if len(word) >= 3 and word.isalpha())
+    content = frozenset(
+        word for word in words if len(word) >= 3 and word not in FUNCTION_WORDS and word.isalpha()
+    )
     metrics = tuple(metric_phrases(words))
     return DescriptionFacts(text, words, content, metrics, scan_mentions(text, raw))
 

@@ -193,7 +193,10 @@ def is_valid_card(card: dict) -> bool:
         text = props["className"]
         if text.__class__ is not str or len(text) > CLASS_NAME_MAX_LENGTH:
             return False
-    return all(_encodable(text) for text in props.values() if text.__class__ is str)
+    for text in props.values():
+        if text.__class__ is str and not (text.isascii() or _encodable(text)):
+            return False
+    return True
 
 
 def _encodable(text: str) -> bool:
@@ -335,7 +338,12 @@ def _card_verdicts(props: dict, want: RequestFacts) -> dict[str, Verdict]:
         trend_key = _trend_key(trend)
     else:
         return _check_all(card_facts(props), want)
-    return _VERDICTS((title, value, icon, description, trend_key, want.request))
+    key = (title, value, icon, description, trend_key, want.request)
+    found = _VERDICTS.table.get(key)
+    if found is not None:
+        return found
+    # the props hold exactly what the key says: check them as they are
+    return _VERDICTS.keep(key, _check_all(card_facts(props), want))
 
 
 def _trend_key(trend: dict) -> tuple[float | None, bool | None]:

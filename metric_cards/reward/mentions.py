@@ -144,6 +144,9 @@ class Mentions(NamedTuple):
     domain_names: tuple[tuple[str, str], ...]  # (domain, as written) for domains named outright
 
 
+NO_MENTIONS = Mentions((), frozenset(), ())
+
+
 def _context_index() -> _PhraseIndex:
     entries: list[tuple[tuple[str, ...], Any]] = []
     for domain, phrases in DOMAIN_WORDS.items():
@@ -194,10 +197,14 @@ def scan_mentions(text: str, words: list[str] | None = None) -> Mentions:
     """The periods and domains `text` names (`words`: its `words_of`, if already cut)."""
     if words is None:
         words = words_of(text)
+    found = _CONTEXT.find(words)
+    maybe_years = "19" in text or "20" in text
+    if not found and not maybe_years:
+        return NO_MENTIONS  # most titles: a metric's name and a qualifier
     periods: list[PeriodMention] = []
     domains: set[str] = set()
     names: list[tuple[str, str]] = []
-    for start, end, (kind, payload, name) in _CONTEXT.find(words):
+    for start, end, (kind, payload, name) in found:
         written = " ".join(words[start:end])
         if kind == "domain":
             domains.add(payload)
@@ -217,7 +224,7 @@ def scan_mentions(text: str, words: list[str] | None = None) -> Mentions:
             payload = (payload, year)
         periods.append(PeriodMention(kind, payload, written, _is_baseline(words, start)))
     # bare years that name a period ("in 2023", "FY2023"), not counts ("2023 users")
-    if "19" not in text and "20" not in text:
+    if not maybe_years:
         return Mentions(tuple(periods), frozenset(domains), tuple(names))
     for at, word in enumerate(words):
         if len(word) < 4 or not (word[0] in "12" or word[:2] == "fy"):
