@@ -153,8 +153,9 @@ def combine_layers(
 
 def _rejected_by_json_parse(answer: str, extraction: Extraction) -> str:
     """Why JSON.parse rejects an answer whose card parsed: JSON with a comment before the card,
-    or a second JSON object beside it (which card would the front end show?). "" otherwise;
-    plain prose around one card is the formatting layer's business."""
+    a second JSON object beside it (which card would the front end show?), or stray brackets
+    beside it (`{...}}`: the brackets do not balance). "" otherwise; plain prose around one card
+    is the formatting layer's business."""
     if not answer or extraction.text is None:
         return ""
     if answer.startswith(("//", "/*")):
@@ -162,8 +163,12 @@ def _rejected_by_json_parse(answer: str, extraction: Extraction) -> str:
     end = answer.lower().rfind("</think>")
     tail = answer[end + len("</think>") :] if end >= 0 else answer
     card = extraction.text
-    if tail.count("{") > card.count("{") and tail.count("}") > card.count("}"):
+    extra_open = tail.count("{") - card.count("{")
+    extra_close = tail.count("}") - card.count("}")
+    if extra_open > 0 and extra_close > 0:
         return "another JSON object beside the card: the answer is not one JSON text"
+    if extra_open or extra_close or tail.count("[") != tail.count("]"):
+        return "stray brackets beside the card: the answer is not one JSON text"
     return ""
 
 

@@ -117,6 +117,8 @@ _SCHEMA_CREDIT = {
     "no_unknown_keys": 1.0,
 }
 _SCHEMA_TOTAL = sum(_SCHEMA_CREDIT.values())
+_REQUIRED_PROPS = ("title", "value")
+MISSING_REQUIRED_FACTOR = 0.5  # on the schema layer of a card missing a required prop
 _CARD_KEYS = frozenset({"componentType", "props"})
 _PROPS_KEYS = frozenset({"title", "value", "description", "trend", "icon", "className"})
 _TREND_KEYS = frozenset({"value", "isPositive"})
@@ -163,7 +165,14 @@ def schema_layer(card: Any) -> tuple[float, list[str]]:
         problems.append("unknown keys: " + ", ".join(unknown))
     else:
         earned += 1.0
-    return earned / _SCHEMA_TOTAL, problems
+    shape = earned / _SCHEMA_TOTAL
+    missing = [key for key in _REQUIRED_PROPS if not (isinstance(props, dict) and props.get(key))]
+    if missing:
+        # The component shows nothing useful without its title and value: leaving one out must
+        # cost more than writing it wrong, or a policy learns to omit what it might get wrong.
+        problems.append(f"the card cannot render without props.{' and props.'.join(missing)}")
+        shape *= MISSING_REQUIRED_FACTOR
+    return shape, problems
 
 
 def is_valid_card(card: dict) -> bool:
