@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sequences per forward/backward pass (default %(default)s)",
     )
     add(
+        "--fp32",
+        action="store_true",
+        help="forward/backward in float32 (default: bfloat16 autocast, float32 weights)",
+    )
+    add(
         "--sync-every",
         type=int,
         default=defaults.sync_every,
@@ -139,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         kl_coef=args.kl_coef,
         scale_by_std=not args.no_std_scaling,
         micro_batch=args.micro_batch,
+        bf16=not args.fp32,
         sync_every=args.sync_every,
         eval_every=args.eval_every,
         eval_size=args.eval_size,

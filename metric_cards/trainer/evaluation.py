@@ -27,8 +27,15 @@ class EvalResult:
     samples: list[dict[str, Any]]
 
 
-def chat_completion(base_url: str, model: str, messages: list[dict[str, str]], *,
-                    max_tokens: int, temperature: float, timeout: float = 300.0) -> Completion:  # fmt: skip
+def chat_completion(
+    base_url: str,
+    model: str,
+    messages: list[dict[str, str]],
+    *,
+    max_tokens: int,
+    temperature: float,
+    timeout: float = 300.0,
+) -> Completion:
     body = {
         "model": model,
         "messages": messages,

@@ -32,7 +32,7 @@ class GGUFExportError(RuntimeError):
 
 
 def permute_for_gguf(weights: np.ndarray, n_head: int) -> np.ndarray:
-    """HF's q/k row order -> llama.cpp's (the inverse of transformers' `_reverse_permute_weights`)."""
+    """HF's q/k row order -> llama.cpp's (inverse of transformers' `_reverse_permute_weights`)."""
     dim = weights.shape[0] // n_head // 2
     return weights.reshape(n_head, 2, dim, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
 

@@ -51,6 +51,7 @@ class RunConfig:
     scale_by_std: bool = True
     grad_clip: float = 1.0
     micro_batch: int = 4
+    bf16: bool = True
     sync_every: int = 1
     eval_every: int = 5
     eval_size: int = 32
@@ -192,6 +193,13 @@ class Loop:
         ).start()
         self.children.append(self.env_process)
 
+    def _record_pids(self) -> None:
+        """processes.json: the helper processes' pids, for whoever must check they are gone."""
+        pids = {child.name: child.pid for child in self.children}
+        if self.server is not None:
+            pids["llama.cpp server"] = self.server.pid
+        (self.out / "processes.json").write_text(json.dumps(pids, indent=2) + "\n")
+
     def _stop_all(self) -> None:
         for child in reversed(self.children):
             child.stop()
@@ -246,6 +254,7 @@ class Loop:
             grad_clip=c.grad_clip,
             micro_batch=c.micro_batch,
             scale_by_std=c.scale_by_std,
+            bf16=c.bf16,
         )
         if c.resume and (self.out / "checkpoint" / "checkpoint.pt").exists():
             self.step = policy.load(self.out / "checkpoint")["step"]
@@ -293,6 +302,7 @@ class Loop:
             checkpoint_dir=str(self.out / "checkpoint"),
         )
         self._start_env(tokenizer_dir)
+        self._record_pids()
         self.log(
             f"run-api at {self.api.url}, env serving from {self._inference()[0]}; training "
             f"{c.steps - self.step} steps of {c.groups_per_step} groups x {c.group_size}"
@@ -401,12 +411,12 @@ class Loop:
             wait_started = time.monotonic()
             self._wait_until_queued(self.config.groups_per_step)
             waited = time.monotonic() - wait_started
-        if restart:
-            if self.server is not None:
-                self.server.stop()
-                self.server = None
+        if restart and self.server is not None:
+            self.server.stop()
+            self.server = None
         if self.server is None:
             self._start_server(path)
+            self._record_pids()
         self.served_step = self.step
         return time.monotonic() - started - waited, waited
 

@@ -52,7 +52,8 @@ class UpdateStats:
 class Policy:
     def __init__(self, model: torch.nn.Module, *, lr: float, weight_decay: float = 0.0,
                  clip_eps: float = 0.2, kl_coef: float = 0.0, grad_clip: float = 1.0,
-                 micro_batch: int = 4, scale_by_std: bool = True) -> None:  # fmt: skip
+                 micro_batch: int = 4, scale_by_std: bool = True, bf16: bool = True
+                 ) -> None:  # fmt: skip
         self.model = model
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
@@ -65,6 +66,9 @@ class Policy:
         self.grad_clip = grad_clip
         self.micro_batch = micro_batch
         self.scale_by_std = scale_by_std
+        # Forward and backward in bfloat16 (weights, gradients and AdamW stay float32): about
+        # twice as fast on CPUs with AVX512-BF16/AMX, and log-probs only steer a gradient here.
+        self.bf16 = bf16
         self.reference: torch.nn.Module | None = None
         if kl_coef > 0:
             import copy
@@ -87,27 +91,28 @@ class Policy:
         loss_sum, clipped_sum, kl_sum = 0.0, 0.0, 0.0
         for start in range(0, len(learnable), self.micro_batch):
             chunk = learnable[start : start + self.micro_batch]
-            logprobs, trained = completion_logprobs(self.model, chunk)
-            ref = None
-            if self.reference is not None:
-                with torch.no_grad():
-                    ref, _ = completion_logprobs(self.reference, chunk)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                logprobs, trained = completion_logprobs(self.model, chunk)
+                ref = None
+                if self.reference is not None:
+                    with torch.no_grad():
+                        ref, _ = completion_logprobs(self.reference, chunk)
             advantages = torch.tensor([s.advantage for s in chunk])
             # One update per batch: the old policy is the current one (ratio 1, gradient of
             # the plain policy-gradient); clipping bites only if a batch is revisited.
             parts = grpo_loss(
-                logprobs,
-                logprobs.detach(),
+                logprobs.float(),
+                logprobs.detach().float(),
                 advantages,
                 trained,
                 clip_eps=self.clip_eps,
-                ref_logprobs=ref,
+                ref_logprobs=ref.float() if ref is not None else None,
                 kl_coef=self.kl_coef,
                 token_normaliser=float(total_tokens),
             )
             parts.loss.backward()
             n = float(trained.sum())
-            loss_sum += float(parts.loss)
+            loss_sum += float(parts.loss.detach())
             clipped_sum += parts.clipped_fraction * n
             kl_sum += parts.kl * n
         grad_norm = 0.0
