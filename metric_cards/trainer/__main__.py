@@ -1,4 +1,5 @@
-"""`python -m metric_cards.trainer run`: GRPO on this env, on a CPU, in one command.
+"""`python -m metric_cards.trainer run`: GRPO on this env, on a CPU, in one command
+(`... report RUN_DIR` turns its output into plots and tables).
 
 Starts run-api (127.0.0.1), llama.cpp on the current weights, the env's `serve` and the trainer;
 prints one line per step and writes eval.jsonl / steps.jsonl / checkpoints to --out.
@@ -128,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.batch_timeout_s,
         help="seconds to wait for a batch before giving up (default %(default)s)",
     )
+    report = sub.add_parser(
+        "report", help="plots, before/after table and samples from a run's output directory"
+    )
+    report.add_argument("run_dir", type=Path, help="the run's --out directory")
+    report.add_argument(
+        "--to", type=Path, default=Path("artifacts/grpo"), help="(default %(default)s)"
+    )
     return parser
 
 
@@ -163,6 +171,21 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "report":
+        from metric_cards.trainer.report import write_report
+
+        try:
+            result = write_report(args.run_dir, args.to)
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        first, last = result["first"], result["last"]
+        print(
+            f"{args.to}: {result['evals']} evals, {result['steps']} steps; held-out mean score "
+            f"{first['mean_score']:.3f} (step {first['step']}) -> {last['mean_score']:.3f} "
+            f"(step {last['step']})"
+        )
+        return 0
     config = config_from_args(args)
     for name in ("steps", "groups_per_step", "group_size", "micro_batch", "sync_every",
                  "eval_every", "eval_size", "checkpoint_every", "threads"):  # fmt: skip

@@ -30,7 +30,7 @@ from metric_cards.trainer.processes import ChildProcess
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY_GGUF = "policy.gguf"  # its stem is the served model's name; the file is replaced in place
-POLL_S = 0.25
+POLL_S = 1.0  # run-api is polled by the env ten times a second already
 
 
 class RunError(RuntimeError):
