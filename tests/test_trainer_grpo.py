@@ -43,6 +43,12 @@ def test_group_advantages_by_hand() -> None:
     assert got == pytest.approx([math.sqrt(2), -math.sqrt(2), 0.0, 0.0])
     assert group_advantages([1.0, 0.0, 0.5, 0.5], scale_by_std=False) == [0.5, -0.5, 0.0, 0.0]
     assert group_advantages([0.3, 0.3, 0.3]) == [0.0, 0.0, 0.0]  # no spread, no signal
+    # a near-tie: std 0.0043 would make it +-1.7; the floor keeps it small
+    near_tie = [0.05, 0.05, 0.05, 0.04]
+    assert group_advantages(near_tie)[3] == pytest.approx(-math.sqrt(3))
+    assert group_advantages(near_tie, min_std=0.05) == pytest.approx([0.05, 0.05, 0.05, -0.15])
+    # a real difference is untouched by the floor
+    assert group_advantages([1.0, 0.0, 0.5, 0.5], min_std=0.05)[0] == pytest.approx(math.sqrt(2))
     assert group_advantages([]) == []
 
 

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="advantages = score - group mean, not divided by the group's std",
     )
     add(
+        "--min-std",
+        type=float,
+        default=defaults.min_std,
+        help="floor of the group std that divides advantages (default %(default)s)",
+    )
+    add(
         "--micro-batch",
         type=int,
         default=defaults.micro_batch,
@@ -151,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         clip_eps=args.clip_eps,
         kl_coef=args.kl_coef,
         scale_by_std=not args.no_std_scaling,
+        min_std=args.min_std,
         micro_batch=args.micro_batch,
         bf16=not args.fp32,
         sync_every=args.sync_every,

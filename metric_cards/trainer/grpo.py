@@ -40,11 +40,13 @@ class TrainSequence:
 
 
 def group_advantages(
-    scores: list[float], scale_by_std: bool = True, eps: float = 1e-4
+    scores: list[float], scale_by_std: bool = True, min_std: float = 0.0, eps: float = 1e-4
 ) -> list[float]:
     """(score - group mean) / group std (population std, as GRPO): the advantage of each rollout.
 
-    A group whose scores are all equal has no signal: every advantage is 0.
+    A group whose scores are all equal has no signal: every advantage is 0. `min_std` floors the
+    divisor, so a near-tie (scores a few hundredths apart) is not blown up into the same ±1
+    advantages as a real difference.
     """
     n = len(scores)
     if n == 0:
@@ -56,15 +58,18 @@ def group_advantages(
     std = math.sqrt(sum(c * c for c in centred) / n)
     if std < eps:
         return [0.0] * n
-    return [c / std for c in centred]
+    return [c / max(std, min_std) for c in centred]
 
 
 def sequences_from_group(
-    group: dict[str, Any], scale_by_std: bool = True, default_temperature: float = 1.0
+    group: dict[str, Any],
+    scale_by_std: bool = True,
+    min_std: float = 0.0,
+    default_temperature: float = 1.0,
 ) -> list[TrainSequence]:
     """The group's rollouts as TrainSequences (advantages normalised within the group)."""
     scores = [float(s) for s in group["scores"]]
-    advantages = group_advantages(scores, scale_by_std)
+    advantages = group_advantages(scores, scale_by_std, min_std)
     params = group.get("generation_params") or {}
     temperature = float(params.get("temperature") or default_temperature)
     # Temperature 0 is greedy decoding; logits are not rescaled then.

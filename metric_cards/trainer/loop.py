@@ -49,6 +49,9 @@ class RunConfig:
     clip_eps: float = 0.2
     kl_coef: float = 0.0
     scale_by_std: bool = True
+    # Under this reward most early groups are near-ties (0.04 vs 0.05: no card either way);
+    # the floor keeps them from weighing as much as a group with a real card in it.
+    min_std: float = 0.05
     grad_clip: float = 1.0
     micro_batch: int = 4
     bf16: bool = True
@@ -254,6 +257,7 @@ class Loop:
             grad_clip=c.grad_clip,
             micro_batch=c.micro_batch,
             scale_by_std=c.scale_by_std,
+            min_std=c.min_std,
             bf16=c.bf16,
         )
         if c.resume and (self.out / "checkpoint" / "checkpoint.pt").exists():

@@ -52,8 +52,8 @@ class UpdateStats:
 class Policy:
     def __init__(self, model: torch.nn.Module, *, lr: float, weight_decay: float = 0.0,
                  clip_eps: float = 0.2, kl_coef: float = 0.0, grad_clip: float = 1.0,
-                 micro_batch: int = 4, scale_by_std: bool = True, bf16: bool = True
-                 ) -> None:  # fmt: skip
+                 micro_batch: int = 4, scale_by_std: bool = True, min_std: float = 0.0,
+                 bf16: bool = True) -> None:  # fmt: skip
         self.model = model
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
@@ -66,6 +66,7 @@ class Policy:
         self.grad_clip = grad_clip
         self.micro_batch = micro_batch
         self.scale_by_std = scale_by_std
+        self.min_std = min_std
         # Forward and backward in bfloat16 (weights, gradients and AdamW stay float32): about
         # twice as fast on CPUs with AVX512-BF16/AMX, and log-probs only steer a gradient here.
         self.bf16 = bf16
@@ -82,7 +83,7 @@ class Policy:
         started = time.monotonic()
         sequences: list[TrainSequence] = []
         for group in groups:
-            sequences.extend(s for s in sequences_from_group(group, self.scale_by_std))
+            sequences.extend(sequences_from_group(group, self.scale_by_std, self.min_std))
         # Sequences with advantage 0 (a group without spread) add nothing to the gradient.
         learnable = [s for s in sequences if s.advantage != 0.0 and s.n_trained > 0]
         total_tokens = sum(s.n_trained for s in learnable)
