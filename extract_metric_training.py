@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from metric_cards.data_cli import (
+from metric_cards.cli_errors import run_cli
+from metric_cards.io_utils import atomic_writer
+from metric_cards.jsonutil import dumps_line
+from metric_cards.script_options import (
     add_reader_arguments,
     add_score_threshold,
     check_output,
@@ -17,10 +20,8 @@ from metric_cards.data_cli import (
     new_parser,
     print_read_summary,
     require_rollouts,
-    run,
     strict_status,
 )
-from metric_cards.io_utils import atomic_writer, dump_json_line
 
 EPILOG = """\
 Writes one {"prompt": ..., "completion": ...} line per rollout whose score is above
@@ -57,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if rollout.score is None:
                 unscored += 1
             elif rollout.score > args.score_threshold:
-                out.write(
-                    dump_json_line({"prompt": rollout.prompt, "completion": rollout.completion})
-                )
+                out.write(dumps_line({"prompt": rollout.prompt, "completion": rollout.completion}))
                 kept += 1
             else:
                 below += 1
@@ -75,4 +74,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run_cli(main))

@@ -39,13 +39,13 @@ from metric_cards.groups import (  # noqa: E402
     prompt_messages,
     score_rollout,
 )
+from metric_cards.reward import CANARIES, LAYERS, RewardConfig  # noqa: E402
 from metric_cards.run_stats import RolloutStats  # noqa: E402
 from metric_cards.runtime import (  # noqa: E402
     FatalEnvError,
     configure_wandb_mode,
     wait_for_inference_server,
 )
-from metric_cards.scoring import RewardConfig  # noqa: E402
 from metric_cards.serve_api import AtroposApiMixin, ServeConfig  # noqa: E402
 from metric_cards.tokenization import ChatTokenizer  # noqa: E402
 
@@ -426,8 +426,11 @@ class MetricCardEnv(AtroposApiMixin, BaseEnv):
         table.add_row("groups written", f"{stats.groups} x {self.config.group_size} rollouts")
         table.add_row("valid JSON", f"{metrics.get('run/percent_valid_json', 0):.1f}%")
         table.add_row("mean score", f"{metrics.get('run/mean_score', 0):.3f}")
-        for layer in ("validity", "schema", "semantic", "formatting"):
+        for layer in LAYERS:
             table.add_row(f"  mean {layer}", f"{metrics.get(f'run/{layer}_mean', 0):.3f}")
+        canaries = stats.canary_rates("run")
+        raised = [f"{name} {100 * canaries[f'run/canary_{name}']:.0f}%" for name in CANARIES]
+        table.add_row("hacking canaries", ", ".join(raised) if canaries else "n/a")
         table.add_row(
             "within-group score std", f"{metrics.get('run/within_group_score_std', 0):.3f}"
         )

@@ -9,17 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from metric_cards.data_cli import (
-    UsageError,
-    add_reader_arguments,
-    check_output,
-    make_reader,
-    new_parser,
-    print_read_summary,
-    require_rollouts,
-    run,
-    strict_status,
-)
+from metric_cards.cli_errors import UsageError, run_cli
 from metric_cards.score_stats import (
     DEFAULT_THRESHOLDS,
     ScoreStats,
@@ -29,12 +19,25 @@ from metric_cards.score_stats import (
     format_threshold_table,
     plot_distribution,
 )
+from metric_cards.script_options import (
+    add_reader_arguments,
+    check_output,
+    make_reader,
+    new_parser,
+    print_read_summary,
+    require_rollouts,
+    strict_status,
+)
+
+MIN_BUCKET_WIDTH = 0.01
 
 EPILOG = """\
 Prints count, min, max, mean, median and std of the rollout scores, the mean of each reward
 layer (validity, schema, semantic, formatting: files in our format carry them), the score
 buckets (width 0.1) with counts and percentages, how many rollouts reach each threshold, and a
-histogram. --plot also writes a PNG (overall and per layer).
+histogram. --plot also writes a PNG (overall and per layer). Scores must be finite and in
+[0, 1] (files in our format) or [-1, 1] (legacy and other envs' files); a rollout whose score is
+not is reported and skipped like any malformed rollout.
 
 examples:
   python show_score_distribution.py artifacts/metric_rollouts.jsonl
@@ -75,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0 < args.bucket_width <= 1:
-        raise UsageError(f"--bucket_width must be in (0, 1], got {args.bucket_width}")
+    if not MIN_BUCKET_WIDTH <= args.bucket_width <= 1:  # bounds the table: at most 200 rows
+        raise UsageError(
+            f"--bucket_width must be in [{MIN_BUCKET_WIDTH}, 1], got {args.bucket_width}"
+        )
     reader = make_reader(args, args.input)
     plot = check_output(args.plot, reader.path, what="--plot file") if args.plot else None
     stats = ScoreStats(bucket_width=args.bucket_width)
@@ -111,4 +116,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run_cli(main))

@@ -14,8 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from metric_cards.data_cli import (
-    UsageError,
+from metric_cards.cli_errors import UsageError, run_cli
+from metric_cards.io_utils import atomic_directory, atomic_writer, same_file
+from metric_cards.jsonutil import dumps_line
+from metric_cards.rollouts import Rollout
+from metric_cards.score_stats import format_summary
+from metric_cards.script_options import (
     add_reader_arguments,
     add_score_threshold,
     check_output,
@@ -23,12 +27,8 @@ from metric_cards.data_cli import (
     new_parser,
     print_read_summary,
     require_rollouts,
-    run,
     strict_status,
 )
-from metric_cards.io_utils import atomic_directory, atomic_writer, dump_json_line
-from metric_cards.rollouts import Rollout
-from metric_cards.score_stats import format_summary
 from metric_cards.training_data import (
     DEDUP_MODES,
     FORMATS,
@@ -38,8 +38,10 @@ from metric_cards.training_data import (
     DatasetWriter,
     Decision,
     TrainingFilter,
+    dataset_dir_problem,
     format_counts_table,
     format_reasons,
+    may_replace_dataset,
     preference_pair,
 )
 
@@ -52,9 +54,11 @@ and prose around the JSON, drops duplicate cards and writes:
   {HQ_FILENAME}
                   beside OUTPUT (or --hq_output): the kept rows with score >= --hq_threshold
   --dpo FILE      preference pairs: best vs worst rollout of each group
-  --dataset DIR   a Hugging Face DatasetDict (train/validation) via save_to_disk
+  --dataset DIR   a Hugging Face DatasetDict (train/validation) via save_to_disk; DIR must be
+                  new, empty, or a dataset this script wrote before (anything else is refused)
 
-Outputs are written atomically: an interrupted run leaves no partial file.
+Outputs are written atomically: an interrupted run leaves no partial file. An output that is
+the input (same path, symlink or hard link) is refused.
 
 examples:
   python trainingDataScript.py artifacts/metric_rollouts.jsonl data/metric_training.jsonl
@@ -136,17 +140,21 @@ def _check_args(args: argparse.Namespace, input_path: Path) -> dict[str, Path | 
     hq = check_output(
         args.hq_output or output.parent / HQ_FILENAME, input_path, what="high-quality output"
     )
-    if hq.resolve() == output.resolve():
-        raise UsageError(f"OUTPUT and the high-quality file are the same path: {output}")
+    if same_file(hq, output):
+        raise UsageError(f"OUTPUT and the high-quality file are the same file: {output}")
     dpo = check_output(args.dpo, input_path, what="--dpo file") if args.dpo else None
-    if dpo is not None and dpo.resolve() in (output.resolve(), hq.resolve()):
+    if dpo is not None and (same_file(dpo, output) or same_file(dpo, hq)):
         raise UsageError(f"--dpo would overwrite another output: {dpo}")
     dataset = None
     if args.dataset:
         dataset = Path(args.dataset)
-        if dataset.exists() and not dataset.is_dir():
-            raise UsageError(f"--dataset must be a directory, and {dataset} is a file")
-        dataset.parent.mkdir(parents=True, exist_ok=True)
+        problem = dataset_dir_problem(dataset, [p for p in (input_path, output, hq, dpo) if p])
+        if problem is not None:
+            raise UsageError(f"--dataset: {problem}")
+        try:
+            dataset.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--dataset: cannot create {dataset.parent}: {error}") from None
     return {"output": output, "hq": hq, "dpo": dpo, "dataset": dataset}
 
 
@@ -180,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     # Every output is a temporary until the whole read succeeded; any error or Ctrl-C removes
     # them all (ExitStack unwinds each atomic_writer).
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(atomic_writer(paths["output"], "wb"))
-        hq_out = stack.enter_context(atomic_writer(paths["hq"], "wb"))
+        output, hq = paths["output"], paths["hq"]
+        assert output is not None and hq is not None  # always set by _check_args
+        out = stack.enter_context(atomic_writer(output, "wb"))
+        hq_out = stack.enter_context(atomic_writer(hq, "wb"))
         dpo_out = stack.enter_context(atomic_writer(paths["dpo"], "wb")) if paths["dpo"] else None
         dataset_writer = None
         if paths["dataset"] is not None:
@@ -208,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 example = decision.example
                 if example is None:
                     continue
-                line = dump_json_line(example.row)
+                line = dumps_line(example.row)
                 out.write(line)
                 kept += 1
                 if example.high_quality:
@@ -221,11 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             if dpo_out is not None:
                 pair = preference_pair(group, args.dpo_margin, args.format)
                 if pair is not None:
-                    dpo_out.write(dump_json_line(pair))
+                    dpo_out.write(dumps_line(pair))
                     pairs += 1
         require_rollouts(reader.stats)  # raising here discards every temporary output
         if dataset_writer is not None and paths["dataset"] is not None:
-            with atomic_directory(paths["dataset"]) as target:
+            with atomic_directory(paths["dataset"], may_replace_dataset) as target:
                 split_sizes = dataset_writer.save(target)
 
     stats = reader.stats
@@ -283,4 +293,4 @@ def _print_analysis(
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run_cli(main))

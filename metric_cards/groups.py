@@ -11,7 +11,7 @@ from typing import Any
 
 from metric_cards.adjustments import AdjustmentConfig, adjustments_for, apply_adjustments
 from metric_cards.catalog import SYSTEM_PROMPT, Request
-from metric_cards.scoring import RewardConfig, ScoreResult, score_completion
+from metric_cards.reward import RewardConfig, ScoreResult, score_completion
 from metric_cards.tokenization import ChatTokenizer
 
 FORMAT_VERSION = 1
@@ -45,6 +45,8 @@ class ScoredRollout:
             "base_score": self.result.score,
             "layers": dict(self.result.layers),
             "problems": list(self.result.problems),
+            # hacking canaries raised by this completion (names in metric_cards.reward.CANARIES)
+            "canaries": [name for name, raised in self.result.canaries.items() if raised],
             "finish_reason": self.finish_reason,
             "completion_tokens": self.completion_tokens,
             "adjustments": dict(self.adjustments),

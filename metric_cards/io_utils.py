@@ -3,31 +3,33 @@
 Every CLI that writes a result goes through `atomic_writer` / `atomic_directory`: output goes to a
 temporary sibling (same directory, so the final `os.replace` is a rename on one filesystem and
 atomic on POSIX) and only replaces the target once the block finished without an exception.
-On any exception, KeyboardInterrupt and SystemExit included, the temporary is removed.
+On any exception, KeyboardInterrupt and SystemExit included, the temporary is removed;
+`exit_cleanly_on_sigterm` makes SIGTERM and SIGHUP such an exception.
+
+A replaced file keeps its permission bits; a new one gets 0666 minus the umask (never
+mkstemp's 0600). `same_file` tells whether an output is one of the inputs (same path, a
+symlink or a hard link to it), which every CLI refuses.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import ctypes
 import os
 import shutil
 import signal
+import stat
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
-
-try:  # orjson: ~5x faster than json for the JSONL rows the data scripts write
-    import orjson
-except ImportError:  # pragma: no cover - orjson is optional; stdlib json gives the same output
-    orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "atomic_directory",
     "atomic_writer",
-    "dump_json_line",
     "exit_cleanly_on_sigterm",
+    "same_file",
 ]
 
 
@@ -39,6 +41,30 @@ def _read_umask() -> int:
 
 # Read once at import: os.umask can only be read by setting it, which races with other threads.
 _UMASK = _read_umask()
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str] | int) -> bool:
+    """Whether `a` names the same file as `b` (a path, or an open file descriptor).
+
+    Existing files are compared by device and inode, so a symlink or a hard link to the input
+    counts as the input; a path that does not exist yet is compared by its resolved form.
+    """
+    try:
+        first = os.stat(a)
+        second = os.fstat(b) if isinstance(b, int) else os.stat(b)
+    except OSError:
+        if isinstance(b, int):
+            return False
+        return Path(a).resolve() == Path(b).resolve()
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def _output_mode(target: Path, default: int) -> int:
+    # A replaced file keeps its permission bits; a new one gets the usual mode minus the umask.
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return default & ~_UMASK
 
 
 def _temp_name(path: Path) -> str:
@@ -79,8 +105,7 @@ def atomic_writer(
                 # Without it a crash right after the rename can leave an empty file on some
                 # filesystems; one fsync per output file costs nothing measurable.
                 os.fsync(handle.fileno())
-        # mkstemp creates 0600 files; a finished output gets the usual 0666 & ~umask.
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, _output_mode(target, 0o666))  # mkstemp creates 0600 files
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -88,21 +113,48 @@ def atomic_writer(
         raise
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc older than 2.28, musl: no wrapper
+        return False
+    status = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE)
+    )
+    return bool(status == 0)  # EINVAL/ENOSYS (a filesystem without it): use two renames
+
+
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_directory(
+    path: str | os.PathLike[str], may_replace: Callable[[Path], bool]
+) -> Iterator[Path]:
     """Yield a fresh temporary directory beside `path`; on success it becomes `path`.
 
-    For outputs that are directories (a `datasets` save_to_disk). A directory cannot be renamed
-    over a non-empty one, so an existing `path` is first renamed aside and removed afterwards;
-    the window in which `path` is missing is two renames long.
+    For outputs that are directories (a `datasets` save_to_disk). An existing `path` is only
+    replaced when `may_replace(path)` says so, checked again right before the swap (a
+    FileExistsError otherwise, and the temporary is removed). The two directories are swapped
+    in one step where the system can (Linux renameat2 RENAME_EXCHANGE), so `path` is always
+    either the old or the new directory; elsewhere the old one is renamed aside first, leaving
+    `path` missing for the time between two renames. The old directory is then removed.
     """
     target = Path(path)
     parent = target.parent
     tmp = Path(tempfile.mkdtemp(prefix=_temp_name(target), suffix=".tmp", dir=parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+        os.chmod(tmp, _output_mode(target, 0o777))  # mkdtemp makes 0700
         if target.exists() or target.is_symlink():
+            if target.is_symlink() or not may_replace(target):
+                raise FileExistsError(f"will not replace {target}: not an output of ours")
+            if _exchange(tmp, target):
+                shutil.rmtree(tmp, ignore_errors=True)  # it now holds the old directory
+                return
             old = Path(tempfile.mkdtemp(prefix=_temp_name(target), suffix=".old", dir=parent))
             os.replace(target, old / "previous")
             os.replace(tmp, target)
@@ -114,23 +166,19 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def dump_json_line(obj: Any) -> bytes:
-    """One JSONL row as UTF-8 bytes with its newline; non-ASCII kept as is, as the env writes."""
-    if orjson is not None:
-        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
-    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def exit_cleanly_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit(143) so `finally` blocks (and atomic_writer) clean up.
+    """Turn SIGTERM and SIGHUP into SystemExit(128 + signal) so `finally` blocks clean up.
 
-    Python's default SIGTERM action kills the process without unwinding, which would leave the
-    temporary files behind. Call it once at the start of a CLI's main.
+    Python's default action for both kills the process without unwinding, which would leave the
+    temporary files behind. Call it once at the start of a CLI's main. (SIGINT already raises
+    KeyboardInterrupt.)
     """
 
     def _handler(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    if hasattr(signal, "SIGTERM"):
-        with contextlib.suppress(ValueError):  # not in the main thread: leave the default
-            signal.signal(signal.SIGTERM, _handler)
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            with contextlib.suppress(ValueError):  # not in the main thread: leave the default
+                signal.signal(number, _handler)

@@ -17,7 +17,7 @@ Formats:
 * ``legacy`` (the original environment): each rollout's ``messages`` is one decoded string with
   Llama-3 headers (or a one-element list of a user dict holding that string); it is split into
   system/user/assistant, and the request is parsed back from the prompt. Its scores are random,
-  so ``rescore=True`` recomputes them with `metric_cards.scoring.score_completion`.
+  so ``rescore=True`` recomputes them with `metric_cards.reward.score_completion`.
 * ``plain``: structured messages without our ``metric_card`` key (another atroposlib env);
   scores come from ``scores``, layers are unknown.
 
@@ -27,7 +27,14 @@ number, is counted in `ReadStats`, and is passed to the ``on_issue`` callback.
 Speed: ``tokens`` and ``masks`` are most of a line's bytes (about 80% for the env's files) and
 the reader has no use for them, so `_drop_bulky_arrays` cuts those arrays out of the raw bytes
 before parsing (a validated byte scan, falling back to a full parse if anything looks odd), and
-the rest is parsed with orjson, which is several times faster than the json module.
+the rest is parsed with `metric_cards.jsonutil.loads` (orjson when installed).
+
+Hostile files: every line is parsed by the same stack-independent loader (nesting deeper than
+`MAX_JSON_DEPTH`, lone surrogate escapes and invalid UTF-8 make the line malformed); a score must
+be a finite number in [0, 1] (our format) or in [-1, 1] (legacy/plain files, whose scores are
+not ours: the original environment's are random in [-0.5, 0.5]), else the rollout is malformed;
+layer values outside [0, 1] are dropped with a warning. A UTF-8 byte order mark before the first
+line is ignored. Splitting a legacy conversation is one linear pass, whatever the text.
 """
 
 from __future__ import annotations
@@ -35,26 +42,17 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gzip
-import json
 import math
 import os
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from metric_cards.catalog import Request, parse_request
-
-try:  # orjson parses these files ~2.5x faster than json (C, SIMD); optional, same results.
-    import orjson
-
-    _fast_loads: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover - exercised only where orjson is not installed
-    orjson = None  # type: ignore[assignment]
-    _fast_loads = json.loads
+from metric_cards.jsonutil import UTF8_BOM, json_type_name, loads
 
 __all__ = [
     "FORMAT_LEGACY",
@@ -67,6 +65,8 @@ __all__ = [
     "RolloutFileError",
     "RolloutGroup",
     "RolloutReader",
+    "SCORE_RANGE",
+    "SCORE_RANGE_FOREIGN",
     "check_input_file",
     "read_rollouts",
     "split_llama3",
@@ -77,6 +77,11 @@ FORMAT_LEGACY = "legacy"
 FORMAT_PLAIN = "plain"
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+# What a score may be: ours are the reward's, in [0, 1]; scores from files we did not score
+# (legacy: random in [-0.5, 0.5]; another env's) only need to be in [-1, 1].
+SCORE_RANGE = (0.0, 1.0)
+SCORE_RANGE_FOREIGN = (-1.0, 1.0)
 
 # Files at least this big get a progress bar even when stderr is not a terminal.
 LARGE_FILE_BYTES = 256 * 1024 * 1024
@@ -122,6 +127,7 @@ class Rollout:
     completion_tokens: int | None = None
     adjustments: dict[str, float] = field(default_factory=dict)
     rescored: bool = False  # score/layers/problems were recomputed by the reader
+    canaries: list[str] = field(default_factory=list)  # hacking canaries raised (reward.CANARIES)
 
     @property
     def source(self) -> str:
@@ -254,42 +260,58 @@ def _find_bulky_value(
 
 
 def _parse_line(line: bytes) -> Any:
-    """Parse one line, skipping the bulky arrays when possible. Raises ValueError if invalid."""
+    """Parse one line, skipping the bulky arrays when possible. Raises JsonLineError if invalid."""
     trimmed = _drop_bulky_arrays(line)
     if trimmed is not line:
         try:
-            return _fast_loads(trimmed)
+            return loads(trimmed)
         except ValueError:
-            pass  # the cut went wrong somehow: parse the original line instead
-    try:
-        return _fast_loads(line)
-    except ValueError as fast_error:
-        # json accepts NaN/Infinity, which Python's json.dumps writes for non-finite floats.
-        try:
-            return json.loads(line)
-        except ValueError:
-            raise fast_error from None
-
-
-def _describe_json_error(error: ValueError, line: bytes) -> str:
-    if isinstance(error, UnicodeDecodeError):
-        return "not valid UTF-8"
-    msg = getattr(error, "msg", None) or str(error)
-    if "UTF-8" in msg or "utf-8" in msg:
-        return "not valid UTF-8"
-    pos = getattr(error, "pos", None)
-    if not isinstance(pos, int):
-        return f"invalid JSON: {msg}"
-    if pos >= len(line.rstrip()):  # the usual sign of a file cut off mid-write
-        return f"invalid JSON: the line ends early, cut off? ({msg})"
-    return f"invalid JSON at character {pos + 1}: {msg}"
+            pass  # the cut went wrong somehow (or the line is bad): parse the original line
+    return loads(line)
 
 
 # --- legacy conversations ---------------------------------------------------------------------
 
-_HEADER = re.compile(r"<\|start_header_id\|>(.*?)<\|end_header_id\|>")
+_HEADER_START = "<|start_header_id|>"
+_HEADER_END = "<|end_header_id|>"
 _END_OF_TURN = ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")
-_PADDING = re.compile(r"(?:<\|finetune_right_pad_id\|>)+\s*$")
+_PADDING = "<|finetune_right_pad_id|>"
+
+
+def _headers(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, role) of each `<|start_header_id|>ROLE<|end_header_id|>`, in one pass.
+
+    A header's role runs to the first end marker and holds no newline. The next end marker and
+    the next newline are found once and reused until a start passes them, so the scan is linear
+    even on a line of nothing but start markers.
+    """
+    found: list[tuple[int, int, str]] = []
+    next_end = next_newline = -2  # -2: not searched yet; -1: none left
+    at = text.find(_HEADER_START)
+    while at >= 0:
+        role_start = at + len(_HEADER_START)
+        if next_end != -1 and next_end < role_start:
+            next_end = text.find(_HEADER_END, role_start)
+        if next_end == -1:
+            break  # no end marker left: no more headers
+        if next_newline != -1 and next_newline < role_start:
+            next_newline = text.find("\n", role_start)
+        if next_newline == -1 or next_newline > next_end:
+            stop = next_end + len(_HEADER_END)
+            found.append((at, stop, text[role_start:next_end]))
+            at = text.find(_HEADER_START, stop)
+        else:
+            at = text.find(_HEADER_START, at + 1)
+    return found
+
+
+def _strip_padding(body: str) -> str:
+    """`body` without trailing pad tokens (and the whitespace after them)."""
+    trimmed = body.rstrip()
+    end = len(trimmed)
+    while end >= len(_PADDING) and trimmed.startswith(_PADDING, end - len(_PADDING)):
+        end -= len(_PADDING)
+    return trimmed[:end] if end < len(trimmed) else body
 
 
 def split_llama3(text: str) -> tuple[list[dict[str, str]], bool]:
@@ -298,13 +320,12 @@ def split_llama3(text: str) -> tuple[list[dict[str, str]], bool]:
     Returns (messages, last_turn_closed): the second is False when the last message has no
     end-of-turn token, i.e. the completion was cut off. Empty list when there is no header.
     """
-    headers = list(_HEADER.finditer(text))
+    headers = _headers(text)
     messages: list[dict[str, str]] = []
     closed = True
-    for index, header in enumerate(headers):
-        start = header.end()
-        stop = headers[index + 1].start() if index + 1 < len(headers) else len(text)
-        body = _PADDING.sub("", text[start:stop])
+    for index, (_, header_end, role) in enumerate(headers):
+        stop = headers[index + 1][0] if index + 1 < len(headers) else len(text)
+        body = _strip_padding(text[header_end:stop])
         if body.startswith("\n\n"):  # the template puts exactly "\n\n" after each header
             body = body[2:]
         cut = min((p for p in (body.find(t) for t in _END_OF_TURN) if p >= 0), default=-1)
@@ -313,7 +334,7 @@ def split_llama3(text: str) -> tuple[list[dict[str, str]], bool]:
             closed = True
         else:
             closed = False
-        messages.append({"role": header.group(1).strip(), "content": body})
+        messages.append({"role": role.strip(), "content": body})
     return messages, closed
 
 
@@ -335,10 +356,25 @@ def _content_text(content: Any) -> str | None:
 
 
 def _finite(value: Any) -> float | None:
+    """`value` as a float if it is a finite JSON number (a 400-digit integer is not)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
     return number if math.isfinite(number) else None
+
+
+def _score(value: Any, bounds: tuple[float, float]) -> float:
+    """A score that is a finite number within `bounds`; ValueError saying what it is otherwise."""
+    number = _finite(value)
+    if number is None:
+        raise ValueError("score is missing or not a finite number")
+    low, high = bounds
+    if not low <= number <= high:
+        raise ValueError(f"score {number:.6g} is outside [{low:g}, {high:g}]")
+    return number
 
 
 def _normalise_conversation(raw: Any) -> tuple[list[dict[str, str]], bool | None, bool]:
@@ -479,7 +515,8 @@ class RolloutReader:
             raw.seek(0)
             handle: IO[bytes] = raw
             if compressed:
-                handle = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+                unpacked = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+                handle = cast(IO[bytes], unpacked)
             if bar is not None:
                 stack.callback(bar.close)
                 stack.callback(lambda: bar.update(self._position(raw, compressed) - bar.n))
@@ -487,6 +524,8 @@ class RolloutReader:
                 for line_number, line in enumerate(handle, start=1):
                     stats.lines = line_number
                     stats.bytes_read += len(line)
+                    if line_number == 1 and line.startswith(UTF8_BOM):
+                        line = line[len(UTF8_BOM) :]
                     if bar is not None:
                         pending += len(line)
                         if pending >= 1 << 22:
@@ -511,7 +550,7 @@ class RolloutReader:
         try:
             data = _parse_line(line)
         except ValueError as error:
-            self._issue(line_number, _describe_json_error(error, line))
+            self._issue(line_number, str(error))
             return None
         try:
             group = self._build_group(data, line_number)
@@ -525,19 +564,21 @@ class RolloutReader:
 
     def _build_group(self, data: Any, line_number: int) -> RolloutGroup:
         if not isinstance(data, dict):
-            raise _MalformedLineError(f"expected a JSON object (one group), got {_json_type(data)}")
+            raise _MalformedLineError(
+                f"expected a JSON object (one group), got {json_type_name(data)}"
+            )
         messages = data.get("messages")
         if messages is None:
             raise _MalformedLineError("no messages (the env must run with include_messages)")
         if not isinstance(messages, list) or not messages:
             raise _MalformedLineError(
-                f"messages is {_json_type(messages)}, expected a non-empty list"
+                f"messages is {json_type_name(messages)}, expected a non-empty list"
             )
         size = len(messages)
         scores = data.get("scores")
         if scores is not None and (not isinstance(scores, list) or len(scores) != size):
             raise _MalformedLineError(
-                f"scores is {_json_type(scores)}"
+                f"scores is {json_type_name(scores)}"
                 + (f" of {len(scores)}" if isinstance(scores, list) else "")
                 + f", expected a list of {size} numbers (one per conversation)"
             )
@@ -547,11 +588,13 @@ class RolloutReader:
         request: Request | None = None
         if block is not None:
             if not isinstance(block, dict):
-                raise _MalformedLineError(f"metric_card is {_json_type(block)}, expected an object")
+                raise _MalformedLineError(
+                    f"metric_card is {json_type_name(block)}, expected an object"
+                )
             records = block.get("rollouts")
             if not isinstance(records, list) or len(records) != size:
                 raise _MalformedLineError(
-                    f"metric_card.rollouts is {_json_type(records)}"
+                    f"metric_card.rollouts is {json_type_name(records)}"
                     + (f" of {len(records)}" if isinstance(records, list) else "")
                     + f", expected a list of {size} (one per conversation)"
                 )
@@ -602,34 +645,40 @@ class RolloutReader:
     ) -> Rollout:
         messages, closed, legacy = _normalise_conversation(raw)
         system, prompt, completion = _conversation_parts(messages)
-        score = _finite(scores[index]) if scores is not None else None
+        score: float | None = None
         layers: dict[str, float] | None = None
         problems: list[str] = []
         finish_reason: str | None = None
         base_score: float | None = None
         completion_tokens: int | None = None
         adjustments: dict[str, float] = {}
+        canaries: list[str] = []
 
         if records is not None:
             fmt = FORMAT_METRIC_CARD
             record = records[index]
             if not isinstance(record, dict):
-                raise ValueError(f"metric_card.rollouts entry is {_json_type(record)}")
-            if "score" in record:
-                score = _finite(record["score"])
-            if score is None:
-                raise ValueError("score is missing or not a finite number")
+                raise ValueError(f"metric_card.rollouts entry is {json_type_name(record)}")
+            score = _score(
+                record["score"] if "score" in record else scores[index] if scores else None,
+                SCORE_RANGE,
+            )
             raw_layers = record.get("layers")
             if isinstance(raw_layers, dict):
-                layers = {k: float(v) for k, v in raw_layers.items() if _finite(v) is not None}
+                layers = self._layers(raw_layers, line_number, index)
             raw_problems = record.get("problems")
             if isinstance(raw_problems, list):
-                problems = [str(p) for p in raw_problems]
+                # Problems are texts; anything else is named by its type, not printed (a
+                # nested value could be huge or deep).
+                problems = [p if isinstance(p, str) else json_type_name(p) for p in raw_problems]
             reason = record.get("finish_reason")
             finish_reason = reason if isinstance(reason, str) else None
             base_score = _finite(record.get("base_score"))
             tokens = record.get("completion_tokens")
             completion_tokens = tokens if isinstance(tokens, int) else None
+            raw_canaries = record.get("canaries")
+            if isinstance(raw_canaries, list):
+                canaries = [str(name) for name in raw_canaries]
             raw_adjust = record.get("adjustments")
             if isinstance(raw_adjust, dict):
                 adjustments = {k: float(v) for k, v in raw_adjust.items() if _finite(v) is not None}
@@ -638,8 +687,8 @@ class RolloutReader:
             if closed is not None:
                 finish_reason = "stop" if closed else "length"
             request = parse_request(prompt)
-            if score is None and scores is not None:
-                raise ValueError("score is not a finite number")
+            if scores is not None:
+                score = _score(scores[index], SCORE_RANGE_FOREIGN)
 
         rollout = Rollout(
             group_index=group_index,
@@ -658,15 +707,32 @@ class RolloutReader:
             base_score=base_score,
             completion_tokens=completion_tokens,
             adjustments=adjustments,
+            canaries=canaries,
         )
         if self.rescore and fmt != FORMAT_METRIC_CARD:
             self._rescore(rollout)
         return rollout
 
+    def _layers(self, raw: dict[Any, Any], line_number: int, index: int) -> dict[str, float]:
+        layers: dict[str, float] = {}
+        for name, value in raw.items():
+            number = _finite(value)
+            if number is not None and 0.0 <= number <= 1.0:
+                layers[str(name)] = number
+            else:
+                shown = f"{number:.6g}" if number is not None else json_type_name(value)
+                self._issue(
+                    line_number,
+                    f"layer {str(name)[:40]!r} is {shown}, not a number in [0, 1]; ignored",
+                    index,
+                    warning=True,
+                )
+        return layers
+
     def _rescore(self, rollout: Rollout) -> None:
         # Only files without our block: in ours the scores and layers travel in the file.
         if self._score is None:
-            from metric_cards.scoring import score_completion  # the scorer is heavy; lazy
+            from metric_cards.reward import score_completion  # the scorer is heavy; lazy
 
             self._score = score_completion
         result = self._score(rollout.completion, rollout.request, rollout.finish_reason)
@@ -674,6 +740,7 @@ class RolloutReader:
         rollout.base_score = rollout.score
         rollout.layers = {k: float(v) for k, v in dict(result.layers).items()}
         rollout.problems = [str(p) for p in result.problems]
+        rollout.canaries = [name for name, raised in result.canaries.items() if raised]
         rollout.rescored = True
         self.stats.rescored += 1
 
@@ -681,22 +748,6 @@ class RolloutReader:
 def read_rollouts(path: str | os.PathLike[str], **options: Any) -> Iterator[Rollout]:
     """Shorthand for ``iter(RolloutReader(path, **options))``."""
     return iter(RolloutReader(path, **options))
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _write_stderr(text: str) -> None:

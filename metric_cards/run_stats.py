@@ -6,14 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from metric_cards.groups import ScoredRollout
-
-LAYERS = ("validity", "schema", "semantic", "formatting")
-
-
-def is_valid_json(rollout: ScoredRollout) -> bool:
-    """Strictly parseable JSON was found (lenient repair does not count as valid)."""
-    extraction = rollout.result.extraction
-    return extraction.value is not None and not extraction.repaired
+from metric_cards.reward import CANARIES, LAYERS, is_strict_json
 
 
 @dataclass
@@ -24,6 +17,7 @@ class RolloutStats:
     scores: list[float] = field(default_factory=list)
     valid: int = 0
     layer_sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0.0))
+    canary_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CANARIES, 0))
     group_stds: list[float] = field(default_factory=list)
     completion_tokens: list[int] = field(default_factory=list)
     truncated: int = 0
@@ -43,9 +37,11 @@ class RolloutStats:
                 self.no_spread_groups += 1
         for rollout in rollouts:
             self.scores.append(rollout.score)
-            self.valid += is_valid_json(rollout)
+            self.valid += is_strict_json(rollout.result.extraction)
             for layer in LAYERS:
                 self.layer_sums[layer] += rollout.result.layers[layer]
+            for name, raised in rollout.result.canaries.items():
+                self.canary_counts[name] += raised
             self.completion_tokens.append(rollout.completion_tokens)
             self.truncated += rollout.finish_reason == "length"
             self.examples.append(
@@ -81,10 +77,17 @@ class RolloutStats:
         }
         for layer in LAYERS:
             out[f"{prefix}/{layer}_mean"] = self.layer_sums[layer] / self.count
+        out.update(self.canary_rates(prefix))
         if self.group_stds:
             out[f"{prefix}/within_group_score_std"] = statistics.fmean(self.group_stds)
             out[f"{prefix}/groups_without_score_spread"] = float(self.no_spread_groups)
         return out
+
+    def canary_rates(self, prefix: str) -> dict[str, float]:
+        """`<prefix>/canary_<name>`: the share of rollouts that raised each hacking canary."""
+        if not self.scores:
+            return {}
+        return {f"{prefix}/canary_{name}": n / self.count for name, n in self.canary_counts.items()}
 
     def best_and_worst(self) -> list[tuple[str, float, str, str, dict[str, float], list[str]]]:
         ranked = sorted(self.examples, key=lambda e: e[0])

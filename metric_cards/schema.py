@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
-import tempfile
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from metric_cards.io_utils import atomic_writer
 
 __all__ = [
     "MetricCard",
@@ -138,18 +138,6 @@ def schema_text() -> str:
     return json.dumps(json_schema(), indent=2) + "\n"
 
 
-def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".schema-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m metric_cards schema",
@@ -163,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        _write_atomically(args.output, text)
+        with atomic_writer(args.output) as out:
+            out.write(text)
     except OSError as error:
         print(f"error: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
         return 2

@@ -2,27 +2,31 @@
 
 Each input line is {"prompt": str, "completion": str} with an optional "finish_reason". Each
 output line is the input object plus "score" (exactly `score_completion(...).score` with
-`request=parse_request(prompt)`), "layers" and "problems". Malformed lines are reported on stderr
-with their line number and skipped; the exit status is non-zero only when nothing was scored.
+`request=parse_request(prompt)`), "layers" and "problems". Lines are parsed by the package's one
+JSON loader (`metric_cards.jsonutil.loads`, as the data scripts read theirs: a byte order mark
+before the first line is ignored; invalid UTF-8, lone surrogate escapes and nesting deeper than
+its limit make a line bad). Bad lines are reported on stderr with their line number, skipped and
+counted; the exit status is non-zero only when nothing was scored. Exit codes and errors are
+`metric_cards.cli_errors`'. An output that is the input (a symlink or a hard link to it, or the
+file stdin reads) is refused.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
 
 from metric_cards.catalog import parse_request
-from metric_cards.scoring import score_completion
+from metric_cards.cli_errors import NoDataError, UsageError, run_cli
+from metric_cards.io_utils import atomic_writer, same_file
+from metric_cards.jsonutil import UTF8_BOM, JsonLineError, dumps_line, loads
+from metric_cards.reward import score_completion
 
-EXIT_OK = 0
-EXIT_NOTHING_SCORED = 1
-EXIT_USAGE = 2
+PROG = "python -m metric_cards score"
 
 _EPILOG = """\
 input lines:  {"prompt": "...", "completion": "...", "finish_reason": "stop"}
@@ -38,7 +42,7 @@ examples:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m metric_cards score",
+        prog=PROG,
         description="Score metric card completions with the env's reward (JSONL in, JSONL out).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,102 +85,99 @@ def score_record(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def score_lines(lines: Iterable[str], errors: IO[str]) -> Iterator[dict[str, Any]]:
+@dataclass
+class ScoreCounts:
+    scored: int = 0
+    skipped: int = 0
+    first_skipped: str | None = None
+
+
+def score_lines(
+    lines: Iterable[bytes], errors: IO[str], counts: ScoreCounts | None = None
+) -> Iterator[dict[str, Any]]:
     """Score each valid line; report each bad one on `errors` with its line number."""
+    counts = counts if counts is not None else ScoreCounts()
     for number, line in enumerate(lines, start=1):
+        if number == 1 and line.startswith(UTF8_BOM):
+            line = line[len(UTF8_BOM) :]
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError as error:
-            print(f"line {number}: skipped, not valid JSON ({error})", file=errors)
-            continue
-        problem = _problem_with(record)
+            record = loads(line)
+        except JsonLineError as error:
+            problem: str | None = str(error)
+        else:
+            problem = _problem_with(record)
         if problem is not None:
-            print(f"line {number}: skipped, {problem}", file=errors)
+            message = f"line {number}: skipped, {problem}"
+            print(message, file=errors)
+            counts.skipped += 1
+            counts.first_skipped = counts.first_skipped or message
             continue
         yield score_record(record)
+        counts.scored += 1
 
 
-def _write_lines(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    count = 0
+def _write_lines(records: Iterable[dict[str, Any]], out: IO[bytes]) -> None:
     for record in records:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        count += 1
-    return count
+        out.write(dumps_line(record))
 
 
-def _write_atomically(path: str, records: Iterable[dict[str, Any]]) -> int:
-    """Write to a temporary file beside `path`, then rename: an interrupted run leaves no part."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".score-", suffix=".jsonl.tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            count = _write_lines(records, out)
-        if count:
-            os.replace(temporary, path)
-        else:
-            os.unlink(temporary)
-        return count
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def _utf8(stream: IO[str]) -> None:
-    """Completions hold any Unicode: write UTF-8 whatever the locale says."""
-    reconfigure = getattr(stream, "reconfigure", None)
-    if reconfigure is not None:
-        with contextlib.suppress(ValueError, OSError):
-            reconfigure(encoding="utf-8")
-
-
-def _open_input(path: str) -> IO[str]:
+def _open_input(path: str) -> BinaryIO:
     if path == "-":
-        return sys.stdin
-    return open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by caller
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    if args.input != "-" and not os.path.isfile(args.input):
+        raise UsageError(f"input file not found: {args.input}")
+    if args.output is None:
+        return
+    target_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(target_dir):
+        raise UsageError(f"output directory does not exist: {target_dir}")
+    if os.path.isdir(args.output):
+        raise UsageError(f"output is a directory: {args.output}")
+    source: str | int = sys.stdin.fileno() if args.input == "-" else args.input
+    if same_file(args.output, source):
+        raise UsageError(f"the output would overwrite the input: {args.output}")
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    _check_paths(args)
+    source = _open_input(args.input)
+    counts = ScoreCounts()
+    try:
+        records = score_lines(source, sys.stderr, counts)
+        if args.output is None:
+            _write_lines(records, sys.stdout.buffer)
+            sys.stdout.flush()
+        else:
+            with atomic_writer(args.output, "wb") as out:
+                _write_lines(records, out)
+                if not counts.scored:  # raising here leaves any previous output as it was
+                    raise NoDataError("no line could be scored")
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    if counts.skipped:
+        print(
+            f"scored {counts.scored} line(s), skipped {counts.skipped}; "
+            f"first: {counts.first_skipped}",
+            file=sys.stderr,
+        )
+    if not counts.scored:
+        raise NoDataError("no line could be scored")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.input != "-" and not os.path.isfile(args.input):
-        print(f"error: input file not found: {args.input}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.output is not None:
-        target_dir = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(target_dir):
-            print(f"error: output directory does not exist: {target_dir}", file=sys.stderr)
-            return EXIT_USAGE
-    try:
-        source = _open_input(args.input)
-    except OSError as error:
-        print(f"error: cannot read {args.input}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        records = score_lines(source, sys.stderr)
-        if args.output is None:
-            _utf8(sys.stdout)
-            count = _write_lines(records, sys.stdout)
-            sys.stdout.flush()
-        else:
-            count = _write_atomically(args.output, records)
-    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's exit flush quiet
-        return EXIT_OK
-    except OSError as error:
-        print(f"error: {error.strerror or error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if source is not sys.stdin:
-            source.close()
-    if count == 0:
-        print("error: no line could be scored", file=sys.stderr)
-        return EXIT_NOTHING_SCORED
-    return EXIT_OK
+    return run_cli(_main, argv, prog=PROG)
 
 
 if __name__ == "__main__":

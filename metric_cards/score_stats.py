@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-LAYERS = ("validity", "schema", "semantic", "formatting")
+from metric_cards.reward import LAYERS
+
 DEFAULT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _FINE = 100  # histogram grid: 1/_FINE wide cells
 _BATCH = 1 << 16  # layer values queued before a vectorised update

@@ -8,27 +8,25 @@ digests used for deduplication (and, with --analyze, 8 bytes of score per rollou
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metric_cards.catalog import SYSTEM_PROMPT
+from metric_cards.jsonutil import dumps_line, dumps_sorted, is_unicode
 from metric_cards.rollouts import Rollout, RolloutGroup
 from metric_cards.score_stats import ScoreStats
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover
-    orjson = None  # type: ignore[assignment]
 
 FORMATS = ("prompt_completion", "messages")
 DEDUP_MODES = ("prompt", "global", "off")
 SPLIT_MODES = ("prompt", "row")
 HQ_FILENAME = "metric_training_high_quality.jsonl"
+# Written into every dataset directory we save: only a directory holding it (or an empty one)
+# is ever replaced by --dataset; anything else might be the user's and is refused.
+DATASET_MARKER = ".metric_cards_dataset"
 
 # Drop reasons, in the order the checks run (a rollout is counted under the first that fails).
 NO_SCORE = "no score"
@@ -37,6 +35,7 @@ TRUNCATED = "truncated (finish_reason=length) and no complete JSON"
 NO_JSON = "no JSON found"
 REPAIRED = "JSON only parses after repair"
 NOT_A_CARD = "not a metric card"
+NOT_UNICODE = "not valid Unicode (a lone surrogate: no tokenizer can encode it)"
 DUPLICATE = "duplicate completion"
 
 
@@ -60,13 +59,6 @@ def card_problem(value: Any) -> str | None:
         if isinstance(item, str) and not item.strip():
             return f"props.{key} empty"
     return None
-
-
-def _canonical(value: Any) -> bytes:
-    # Key order and whitespace don't make two cards different.
-    if orjson is not None:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def system_message(rollout: Rollout) -> str:
@@ -163,10 +155,14 @@ class TrainingFilter:
         problem = card_problem(extraction.value)
         if problem is not None:
             return Decision(False, f"{NOT_A_CARD}: {problem}")
+        if not (is_unicode(extraction.text) and is_unicode(rollout.prompt)):
+            return Decision(False, NOT_UNICODE)
         if self.dedup != "off":
             scope = rollout.prompt.encode() if self.dedup == "prompt" else b""
             digest = hashlib.blake2b(
-                scope + b"\x00" + _canonical(extraction.value), digest_size=16
+                # Key order and whitespace don't make two cards different.
+                scope + b"\x00" + dumps_sorted(extraction.value),
+                digest_size=16,
             ).digest()
             if digest in self._seen:
                 return Decision(False, DUPLICATE)
@@ -189,7 +185,12 @@ def preference_pair(
     rejected one worse is exactly what the preference should teach. On equal scores the
     earlier rollout wins, so the choice is deterministic.
     """
-    scored = [r for r in group.rollouts if r.score is not None]
+    # Rollouts whose text is not valid Unicode are left out: no tokenizer could train on them.
+    scored = [
+        r
+        for r in group.rollouts
+        if r.score is not None and is_unicode(r.completion) and is_unicode(r.prompt)
+    ]
     if len(scored) < 2:
         return None
     best = max(scored, key=lambda r: r.score)  # type: ignore[arg-type,return-value]
@@ -226,6 +227,37 @@ def prompt_in_validation(prompt: str, seed: int, val_fraction: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < val_fraction
 
 
+def is_our_dataset(path: Path) -> bool:
+    """Whether `path` is a dataset directory this module saved (it holds our marker file)."""
+    return path.is_dir() and not path.is_symlink() and (path / DATASET_MARKER).is_file()
+
+
+def may_replace_dataset(path: Path) -> bool:
+    """Whether --dataset may replace what is at `path`: an empty directory or one of ours."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    return is_our_dataset(path) or not any(path.iterdir())
+
+
+def dataset_dir_problem(path: Path, keep: Iterable[Path]) -> str | None:
+    """Why `path` cannot be the --dataset directory, or None. `keep`: the run's input/outputs."""
+    if path.is_symlink():
+        return f"{path} is a symbolic link; give the directory itself"
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a directory"
+    resolved = path.resolve()
+    for other in keep:
+        target = other.resolve()
+        if target == resolved or resolved in target.parents:
+            return f"{path} holds {other}, which this run reads or writes"
+    if path.exists() and not may_replace_dataset(path):
+        return (
+            f"{path} is a non-empty directory that this script did not write (no "
+            f"{DATASET_MARKER} in it); it would be replaced: choose a new or empty directory"
+        )
+    return None
+
+
 class DatasetWriter:
     """Collect rows in JSONL scratch files, then save a `datasets.DatasetDict` to disk.
 
@@ -249,8 +281,6 @@ class DatasetWriter:
         self.counts: Counter[str] = Counter()
 
     def add(self, row: dict[str, Any], prompt: str) -> None:
-        from metric_cards.io_utils import dump_json_line
-
         if self.split == "prompt":
             name = (
                 "validation"
@@ -259,7 +289,7 @@ class DatasetWriter:
             )
         else:
             name = "all"
-        self._files[name].write(dump_json_line(row))
+        self._files[name].write(dumps_line(row))
         self.counts[name] += 1
 
     def close(self) -> None:
@@ -288,6 +318,8 @@ class DatasetWriter:
             else:
                 dataset = datasets.DatasetDict(train=full)
         dataset.save_to_disk(str(target))
+        marker = {"written_by": "metric_cards.training_data.DatasetWriter", "splits": list(dataset)}
+        (target / DATASET_MARKER).write_bytes(dumps_line(marker))
         return {name: len(split) for name, split in dataset.items()}
 
 

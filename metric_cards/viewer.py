@@ -15,11 +15,18 @@ a completion could run script in the viewer. Here model output is data, never ma
   5,000 groups opens as fast as a run of 5. Summary and histogram are rendered here, in Python.
 * Icons are Lucide SVGs from `metric_cards.icons`, emitted once each as `<symbol>`s of a sprite and
   referenced by integer index, so an icon name from the model never becomes an id or a URL.
+
+Bounded: a completion or prompt longer than `MAX_EMBEDDED_CHARS` is embedded cut (with its full
+length; the rollout file keeps it whole), card fields and problem texts are cut at
+`MAX_FIELD_CHARS`, and the page shows long strings cut further with a "show all" button, so a
+10 MB answer neither bloats the page nor stalls its first render. Scores are those the reader
+accepted (finite, in range), so the summary and histogram never meet an overflow.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import math
@@ -38,9 +45,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
+from metric_cards.cli_errors import NoDataError, UsageError, run_cli
 from metric_cards.extraction import extract_json
 from metric_cards.icons import icon_svg, resolve_icon
-from metric_cards.io_utils import atomic_writer
+from metric_cards.io_utils import atomic_writer, same_file
+from metric_cards.jsonutil import dumps, json_type_name
+from metric_cards.reward import LAYERS, is_strict_json
 from metric_cards.rollouts import (
     FORMAT_LEGACY,
     FORMAT_METRIC_CARD,
@@ -49,11 +59,7 @@ from metric_cards.rollouts import (
     RolloutGroup,
     RolloutReader,
 )
-
-try:  # orjson serialises the data block ~5x faster; the output is the same JSON either way
-    import orjson
-except ImportError:  # pragma: no cover
-    orjson = None  # type: ignore[assignment]
+from metric_cards.score_stats import ScoreStats
 
 __all__ = [
     "LAYER_NAMES",
@@ -68,10 +74,11 @@ __all__ = [
 ]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-LAYER_NAMES = ("validity", "schema", "semantic", "formatting")
+LAYER_NAMES = LAYERS
 GROUPS_PER_PAGE = 20  # file order: whole groups per page (~80 cards at K=4)
 ROLLOUTS_PER_PAGE = 60  # sorted by score: a flat grid of rollouts
-MAX_FIELD_CHARS = 500  # a card field longer than this is cut on the card (the raw text is whole)
+MAX_FIELD_CHARS = 500  # card fields and problem texts are cut here (the raw text is whole)
+MAX_EMBEDDED_CHARS = 200_000  # completions and prompts embedded in the page are cut here
 MAX_ISSUES_LISTED = 20  # malformed lines named in the notice; the rest are only counted
 HISTOGRAM_BINS = 10
 # Fixed UI glyphs, also drawn from Lucide: (sprite id, icon name).
@@ -111,6 +118,13 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_FIELD_CHARS else text[: MAX_FIELD_CHARS - 1] + "…"
 
 
+def _embed(view: dict[str, Any], key: str, text: str) -> None:
+    """Put `text` under `key`, cut at MAX_EMBEDDED_CHARS; if cut, its length goes under key_len."""
+    view[key] = text[:MAX_EMBEDDED_CHARS]
+    if len(text) > MAX_EMBEDDED_CHARS:
+        view[key + "_len"] = len(text)
+
+
 def _text(value: Any) -> str | None:
     """A card field as display text; JSON for non-strings so `{"a": 1}` reads as written."""
     if value is None:
@@ -118,12 +132,14 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return _clip(value)
     try:
-        return _clip(json.dumps(value, ensure_ascii=False))
-    except (TypeError, ValueError):  # pragma: no cover - extract_json only yields JSON values
-        return _clip(str(value))
+        return _clip(dumps(value).decode("utf-8"))
+    except (TypeError, ValueError):  # nested too deep to write: say so instead
+        return f"(JSON {json_type_name(value, article=False)} nested too deep to show)"
 
 
-_SIGNED_NUMBER = re.compile(r"[-+−]?\s*\d+(?:[.,]\d+)?")
+# Spaces only after a sign: an optional run of spaces at the start would be retried at every
+# position of a long run of spaces (quadratic under search).
+_SIGNED_NUMBER = re.compile(r"(?:[-+−]\s*)?\d+(?:[.,]\d+)?")
 
 
 def _trend_view(trend: Any) -> dict[str, Any] | None:
@@ -174,9 +190,9 @@ def card_view(completion: str, sprite: IconSprite | None = None) -> dict[str, An
         if value is None:
             view["e"] = "Invalid JSON" if completion.strip() else "Empty output"
         else:
-            view["e"] = f"JSON {_json_kind(value)}, not an object"
+            view["e"] = f"JSON {json_type_name(value, article=False)}, not an object"
         return view
-    view["st"] = "repaired" if extraction.repaired else "ok"
+    view["st"] = "ok" if is_strict_json(extraction) else "repaired"
     if value.get("componentType") != "metricCard":
         view["ct"] = _text(value.get("componentType")) or "missing"
     props = value.get("props")
@@ -194,18 +210,6 @@ def card_view(completion: str, sprite: IconSprite | None = None) -> dict[str, An
         view["i"] = name
         view["ic"] = sprite.index(name) if sprite is not None else None
     return view
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "null" if value is None else type(value).__name__
 
 
 class IconSprite:
@@ -281,6 +285,7 @@ class _Collected:
     # stored once and rollouts refer to it by index, which keeps 5,000 groups ~4 MB smaller.
     problems: list[str] = field(default_factory=list)
     problem_ids: dict[str, int] = field(default_factory=dict)
+    scores: ScoreStats = field(default_factory=ScoreStats)
 
     def problem_id(self, text: str) -> int:
         index = self.problem_ids.get(text)
@@ -296,38 +301,40 @@ def _collect(groups: Iterable[RolloutGroup], sprite: IconSprite) -> _Collected:
         first = group.rollouts[0]
         out.formats[group.format] = out.formats.get(group.format, 0) + 1
         request = group.request
-        out.groups.append(
-            {
-                "i": group.group_index,
-                "n": group.line_number,
-                "p": first.prompt,
-                "q": (
-                    {"metric": request.metric, "domain": request.domain, "period": request.period}
-                    if request is not None
-                    else None
-                ),
-                "leg": group.format == FORMAT_LEGACY,
-                # The group's mean over all its rollouts (filters on the page do not change it).
-                "m": _round(_mean([r.score for r in group.rollouts if r.score is not None])),
-            }
-        )
+        # Group entries spell their keys out (there are few); rollouts and cards, many, use the
+        # short keys listed in card_view and the page script, none of them shared with a group.
+        entry: dict[str, Any] = {
+            "index": group.group_index,
+            "line": group.line_number,
+            "request": (
+                {"metric": request.metric, "domain": request.domain, "period": request.period}
+                if request is not None
+                else None
+            ),
+            "legacy": group.format == FORMAT_LEGACY,
+            # The group's mean over all its rollouts (filters on the page do not change it).
+            "mean": _round(_mean([r.score for r in group.rollouts if r.score is not None])),
+        }
+        _embed(entry, "prompt", first.prompt)
+        out.groups.append(entry)
         g = len(out.groups) - 1
         for rollout in group.rollouts:
+            out.scores.add(rollout.score, rollout.layers)
             layers = None
             if rollout.layers is not None:  # shown with 2 decimals; 6 keep the file's meaning
                 layers = [_round(rollout.layers.get(name)) for name in LAYER_NAMES]
-            out.rollouts.append(
-                {
-                    "g": g,
-                    "r": rollout.rollout_index,
-                    "s": rollout.score,
-                    "l": layers,
-                    "pr": [out.problem_id(p) for p in rollout.problems],
-                    "f": rollout.finish_reason,
-                    "c": rollout.completion,
-                    "k": card_view(rollout.completion, sprite),
-                }
-            )
+            item: dict[str, Any] = {
+                "g": g,
+                "r": rollout.rollout_index,
+                "s": rollout.score,
+                "l": layers,
+                "pr": [out.problem_id(_clip(p)) for p in rollout.problems],
+                "cn": rollout.canaries,
+                "f": rollout.finish_reason,
+                "k": card_view(rollout.completion, sprite),
+            }
+            _embed(item, "c", rollout.completion)
+            out.rollouts.append(item)
     return out
 
 
@@ -342,14 +349,15 @@ def _round(value: float | None) -> float | None:
 def _summary(collected: _Collected) -> dict[str, Any]:
     rollouts = collected.rollouts
     total = len(rollouts)
-    scores = [r["s"] for r in rollouts if isinstance(r["s"], (int, float))]
+    stats = collected.scores
+    summary = stats.summary()
     valid = sum(1 for r in rollouts if r["k"]["st"] == "ok")
-    with_layers = [r["l"] for r in rollouts if r["l"] is not None]
-    layers = []
-    for i, name in enumerate(LAYER_NAMES):
-        values = [ls[i] for ls in with_layers if isinstance(ls[i], (int, float))]
-        if values:
-            mean = sum(values) / len(values)
+    with_layers = sum(1 for r in rollouts if r["l"] is not None)
+    layer_means = stats.layer_means()
+    layers: list[tuple[str, str, float | None]] = []
+    for name in LAYER_NAMES:
+        mean = layer_means.get(name)
+        if mean is not None:
             layers.append((name, f"{mean:.3f}", round(max(0.0, min(1.0, mean)) * 100, 2)))
         else:
             layers.append((name, "n/a", None))
@@ -364,16 +372,25 @@ def _summary(collected: _Collected) -> dict[str, Any]:
         + (f" ({count} group{'s' if count != 1 else ''})" if len(formats) > 1 else "")
         for name, count in sorted(formats.items())
     )
+    raised: dict[str, int] = {}
+    for rollout in rollouts:
+        for name in rollout["cn"]:
+            raised[name] = raised.get(name, 0) + 1
+    canaries = [
+        f"{name} {100 * count / total:.0f}%"
+        for name, count in sorted(raised.items(), key=lambda item: -item[1])
+    ]
     return {
+        "canaries": " · ".join(canaries) if canaries else "none",
         "groups": f"{len(collected.groups):,}",
         "rollouts": f"{total:,}",
         "valid_pct": f"{100 * valid / total:.1f}%" if total else "n/a",
-        "mean_score": f"{sum(scores) / len(scores):.3f}" if scores else "n/a",
+        "mean_score": f"{summary.mean:.3f}" if summary.count else "n/a",
         "truncated": f"{sum(1 for r in rollouts if r['f'] == 'length'):,}",
         "layers": layers,
-        "layer_rollouts": f"{len(with_layers):,}",
+        "layer_rollouts": f"{with_layers:,}",
         "format_label": format_label,
-        "scores": scores,
+        "scores": stats.scores,
     }
 
 
@@ -408,10 +425,7 @@ def _histogram(scores: Sequence[float]) -> dict[str, Any]:
 
 def _json_for_script(data: Any) -> Markup:
     """JSON safe inside <script type="application/json">: no `<`, `>` or `&` left to parse."""
-    if orjson is not None:
-        text = orjson.dumps(data).decode("utf-8")
-    else:  # pragma: no cover
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = dumps(data).decode("utf-8")
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     # U+2028/2029 are fine for JSON.parse but are written escaped for any JS-aware tooling.
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
@@ -425,8 +439,6 @@ def _assets() -> tuple[str, str, str]:
     js = (TEMPLATES / "viewer.js").read_text(encoding="utf-8")
 
     def digest(text: str) -> str:
-        import base64
-
         return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
     csp = "; ".join(
@@ -475,7 +487,7 @@ def render_html(
     started = time.perf_counter()
     source = Path(input_path)
     target = Path(output_path) if output_path is not None else default_output_path(source)
-    if target.resolve() == source.resolve():  # e.g. `render run.html`: never clobber the input
+    if same_file(target, source):  # also a symlink or hard link to the input: never clobber it
         raise ViewerError(f"the output would overwrite the input: {target}")
     try:
         reader = RolloutReader(
@@ -523,12 +535,11 @@ def render_html(
         issue_total=stats.issue_count,
         data_json=_json_for_script(data),
     )
-    encoded = html.encode("utf-8")
-    try:
-        with atomic_writer(target, "wb") as handle:
-            handle.write(encoded)
-    except OSError as error:
-        raise ViewerError(f"cannot write {target}: {error.strerror or error}") from None
+    # Model text reaches the page only as escaped JSON; a file name from the OS may still hold
+    # undecodable bytes (surrogate escapes), shown as "?".
+    encoded = html.encode("utf-8", errors="replace")
+    with atomic_writer(target, "wb") as handle:
+        handle.write(encoded)
     return RenderStats(
         input_path=source,
         output_path=target,
@@ -559,16 +570,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
     try:
         stats = render_html(args.input, args.output, title=args.title, quiet=False)
+    except EmptyInputError as error:
+        raise NoDataError(str(error)) from None
     except ViewerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        raise UsageError(str(error)) from None
     skipped = ""
     if stats.malformed_lines or stats.malformed_rollouts:
         skipped = (
@@ -580,6 +589,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{skipped}, {stats.html_bytes / 1e6:.1f} MB in {stats.seconds:.2f}s"
     )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m metric_cards render`; exit codes as in metric_cards.cli_errors."""
+    return run_cli(_main, argv, prog="python -m metric_cards render")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def generate(path: Path, size_mb: float, seed: int = 0) -> tuple[int, int]:
     """Write groups of K until the file is at least size_mb MB; returns (groups, bytes)."""
     from metric_cards.catalog import SYSTEM_PROMPT, parse_request
     from metric_cards.groups import ScoredRollout, build_group
-    from metric_cards.scoring import score_completion
+    from metric_cards.reward import score_completion
 
     rows = _corpus()
     rng = random.Random(seed)

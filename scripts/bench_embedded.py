@@ -7,7 +7,7 @@
     # The real env: `metric_card_generator.py process` end to end; seconds per group
     python scripts/bench_embedded.py env [--steps 4] [--group-size 4] [--json OUT]
 
-`sampling` scores with metric_cards.scoring.score_completion when that module exists; it always
+`sampling` scores with metric_cards.reward.score_completion when that module exists; it always
 reports scorer-independent layers too: "json" (a JSON object could be extracted without repair),
 "card" (componentType "metricCard" with string props.title/props.value: renderable) and "schema"
 (valid against the strict metric_cards.schema.MetricCard). Without the scorer the score is
@@ -78,7 +78,7 @@ def _is_schema_card(value: Any) -> bool:
 
 
 def proxy_score(value: Any, repaired: bool) -> float:
-    """A graded stand-in when metric_cards.scoring is absent: 0 no JSON, 0.25 repaired JSON,
+    """A graded stand-in when metric_cards.reward is absent: 0 no JSON, 0.25 repaired JSON,
     0.5 JSON object, 0.75 basic card, 1.0 schema-valid card."""
     if not isinstance(value, dict):
         return 0.0
@@ -91,7 +91,7 @@ def proxy_score(value: Any, repaired: bool) -> float:
 
 def _scorer() -> Any:
     try:
-        from metric_cards.scoring import score_completion
+        from metric_cards.reward import score_completion
     except ImportError:
         return None
     return score_completion
@@ -224,7 +224,7 @@ def run_sampling(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "model": server.model_path,
         "server_load_seconds": round(load_s or 0.0, 2),
-        "scorer": "metric_cards.scoring.score_completion" if score_completion else "proxy_score",
+        "scorer": "metric_cards.reward.score_completion" if score_completion else "proxy_score",
         "prompts": args.prompts,
         "group_size": args.group_size,
         "max_tokens": args.max_tokens,

@@ -59,7 +59,7 @@ def main() -> int:
     from metric_cards.adjustments import AdjustmentConfig
     from metric_cards.catalog import parse_request
     from metric_cards.groups import Completion, build_group, prompt_messages, score_rollout
-    from metric_cards.scoring import RewardConfig
+    from metric_cards.reward import RewardConfig
     from metric_cards.tokenization import ChatTokenizer
 
     rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]

@@ -47,8 +47,8 @@ CHROMIUM_ARGS = [
 ]
 
 from metric_cards.catalog import SYSTEM_PROMPT, parse_request  # noqa: E402
-from metric_cards.io_utils import dump_json_line  # noqa: E402
-from metric_cards.scoring import score_completion  # noqa: E402
+from metric_cards.jsonutil import dumps_line  # noqa: E402
+from metric_cards.reward import score_completion  # noqa: E402
 from metric_cards.viewer import render_html  # noqa: E402
 
 
@@ -112,7 +112,7 @@ def build_file(path: Path, groups: int, k: int, seed: int = 0) -> tuple[int, flo
                     "rollouts": records,
                 },
             }
-            handle.write(dump_json_line(line))
+            handle.write(dumps_line(line))
             rollouts += k
     return rollouts, scoring
 

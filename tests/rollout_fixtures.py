@@ -194,3 +194,68 @@ def write_jsonl(path: Path, objects: Iterable[Any], *, compact: bool = False) ->
             else:
                 handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
     return path
+
+
+# --- hostile lines (shared by the reader, data-script, score CLI and viewer tests) ----------------
+
+UTF8_BOM = b"\xef\xbb\xbf"
+DEEP_LINE = "[" * 100_000 + "]" * 100_000  # nested 10^5 deep: RecursionError for a naive reader
+
+
+def _with_completion(group: dict[str, Any], index: int, completion: str) -> dict[str, Any]:
+    group = json.loads(json.dumps(group))
+    group["messages"][index][-1]["content"] = completion
+    return group
+
+
+def _with_score(group: dict[str, Any], index: int, raw_score: str) -> str:
+    """The group's line with rollout `index`'s score written as the raw JSON text `raw_score`."""
+    group = json.loads(json.dumps(group))
+    marker = 0.123456789012345  # a value that appears nowhere else in the line
+    group["metric_card"]["rollouts"][index]["score"] = marker
+    group["scores"][index] = marker
+    return json.dumps(group).replace(repr(marker), raw_score)
+
+
+def hostile_lines(group: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(line, what its issue must say, whole line lost) for lines a hostile file might hold.
+
+    `group` is a valid group in our format; each line is a variant of it. When "whole line lost"
+    is False only rollout 0 is bad and the group's other rollouts are still read.
+    """
+    return [
+        (DEEP_LINE, "nested deeper than", True),
+        (_with_score(group, 0, "1" + "0" * 400), "score is missing or not a finite number", False),
+        (_with_score(group, 0, "1e308"), "score 1e+308 is outside [0, 1]", False),
+        (_with_score(group, 0, "-1e308"), "score -1e+308 is outside [0, 1]", False),
+        (_with_score(group, 0, "1000000"), "score 1e+06 is outside [0, 1]", False),
+        (_with_score(group, 0, "Infinity"), "score is missing or not a finite number", False),
+    ]
+
+
+SURROGATE_COMPLETION = (
+    '{"componentType": "metricCard", "props": {"title": "Rev\ud800", "value": "1"}}'
+)
+
+
+def surrogate_line(group: dict[str, Any]) -> str:
+    """`group` with rollout 0's completion holding a lone surrogate, escaped as the env writes it.
+
+    Valid JSON, and what `process` writes when a server sends "\ud800": every reader must read it
+    (the score CLI scores it as the env did); only training data leaves such text out.
+    """
+    return json.dumps(_with_completion(group, 0, SURROGATE_COMPLETION))  # ensure_ascii: escaped
+
+
+def write_hostile_file(path: Path, groups: list[dict[str, Any]]) -> tuple[Path, list[str]]:
+    """A BOM, then each hostile line followed by a valid group; returns (path, issue texts).
+
+    Line 1 is groups[0] after a UTF-8 byte order mark; line 2k is the k-th hostile line and
+    line 2k+1 is groups[k] (so every hostile line is followed by a good one).
+    """
+    hostile = hostile_lines(groups[0])
+    lines = [json.dumps(groups[0])]
+    for k, (line, _, _) in enumerate(hostile, start=1):
+        lines += [line, json.dumps(groups[k])]
+    path.write_bytes(UTF8_BOM + "".join(line + "\n" for line in lines).encode("ascii"))
+    return path, [message for _, message, _ in hostile]

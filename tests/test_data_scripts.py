@@ -50,7 +50,7 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def ours(corpus_rows, tmp_path_factory):
     """The corpus as 60 groups of 4 with known oddities (see rollout_fixtures._apply_variants)."""
-    from metric_cards.scoring import score_completion
+    from metric_cards.reward import score_completion
 
     groups, expected = our_groups(corpus_rows, score_completion, variants=True)
     path = write_jsonl(tmp_path_factory.mktemp("ours") / "metric_rollouts.jsonl", groups)
@@ -235,8 +235,8 @@ def test_training_dataset_split_by_row_is_exact(ours, tmp_path):
 
     path, _, _ = ours
     target = tmp_path / "ds"
-    target.mkdir()
-    (target / "stale.txt").write_text("replaced")  # an existing dataset dir is replaced whole
+    ok(run_script(SCRIPTS[1], path, tmp_path / "t.jsonl", "--dataset", target))
+    (target / "stale.txt").write_text("replaced")  # a dataset of ours is replaced whole
     ok(run_script(SCRIPTS[1], path, tmp_path / "t.jsonl", "--score_threshold", 0.0,
                   "--format", "messages", "--dataset", target, "--split_by", "row",
                   "--val_fraction", 0.25, "--seed", 7))  # fmt: skip
@@ -244,6 +244,7 @@ def test_training_dataset_split_by_row_is_exact(ours, tmp_path):
     assert (len(ds["train"]), len(ds["validation"])) == (150, 50)
     assert ds["train"][0]["messages"][0]["role"] == "system"
     assert not (target / "stale.txt").exists()
+    assert (target / ".metric_cards_dataset").is_file()
 
 
 def test_training_analyze_and_debug(ours, tmp_path):
@@ -429,3 +430,145 @@ def test_progress_flag(ours, tmp_path):
     assert "%|" not in shown.stdout
     hidden = ok(run_script(SCRIPTS[2], path, "--no-progress"))
     assert "%|" not in hidden.stderr
+
+
+# --- hostile inputs and outputs ----------------------------------------------------------------
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def test_dataset_never_replaces_what_the_script_did_not_write(ours, tmp_path):
+    path, _, _ = ours
+    work = tmp_path / "work"
+    work.mkdir()
+    source = work / "rollouts.jsonl"
+    source.write_bytes(path.read_bytes())
+    (work / "notes.txt").write_text("mine")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "old.jsonl").write_text("old results\n")
+    linked = tmp_path / "link"
+    linked.symlink_to(out_dir)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "thesis.tex").write_text("years of work")
+    before = snapshot(tmp_path)
+    for target, message in [
+        (work, "holds"),  # the directory of the input (and of other files of the user)
+        (out_dir, "holds"),  # the output's directory: the output would be replaced with it
+        (tmp_path / "other", "non-empty directory that this script did not write"),
+        (linked, "symbolic link"),
+        (source, "is a file"),
+    ]:
+        proc = run_script(SCRIPTS[1], source, out_dir / "train.jsonl", "--dataset", target)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+        assert snapshot(tmp_path) == before  # nothing deleted, nothing written
+    # The input inside a dataset directory of ours is refused too.
+    ok(run_script(SCRIPTS[1], source, out_dir / "train.jsonl", "--dataset", tmp_path / "ds"))
+    inner = tmp_path / "ds" / "rollouts.jsonl"
+    inner.write_bytes(source.read_bytes())
+    proc = run_script(SCRIPTS[1], inner, out_dir / "t2.jsonl", "--dataset", tmp_path / "ds")
+    assert proc.returncode == 2 and "holds" in proc.stderr and inner.exists()
+    # An existing empty directory is fine.
+    (tmp_path / "empty").mkdir()
+    ok(run_script(SCRIPTS[1], source, out_dir / "train.jsonl", "--dataset", tmp_path / "empty"))
+    assert (tmp_path / "empty" / "dataset_dict.json").is_file()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_no_output_may_be_a_link_to_the_input(script, link, ours, tmp_path):
+    path, _, _ = ours
+    source = tmp_path / "rollouts.jsonl"
+    source.write_bytes(path.read_bytes())
+    alias = tmp_path / "alias.jsonl"
+    if link == "symlink":
+        alias.symlink_to(source)
+    else:
+        os.link(source, alias)
+    before = source.read_bytes()
+    if script == SCRIPTS[2]:
+        attempts = [("--plot", alias)]
+    elif script == SCRIPTS[1]:
+        attempts = [(alias,), (tmp_path / "t.jsonl", "--hq_output", alias),
+                    (tmp_path / "t.jsonl", "--dpo", alias)]  # fmt: skip
+    else:
+        attempts = [(alias,)]
+    for extra in attempts:
+        proc = run_script(script, source, *extra)
+        assert proc.returncode == 2, proc.stderr
+        assert "overwrite the input" in proc.stderr
+        assert source.read_bytes() == before
+
+
+def test_outputs_get_the_usual_mode_and_keep_an_existing_one(ours, tmp_path):
+    path, _, _ = ours
+    out, kept = tmp_path / "new.jsonl", tmp_path / "kept.jsonl"
+    kept.write_text("old\n")
+    kept.chmod(0o640)
+    code = (
+        "import os, runpy, sys\n"
+        "os.umask(0o022)\n"
+        f"sys.argv = ['x', {str(path)!r}, sys.argv[1]]\n"
+        f"runpy.run_path({str(REPO / SCRIPTS[0])!r}, run_name='__main__')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for target in (out, kept):
+        subprocess.run([sys.executable, "-c", code, str(target)], env=env, check=True)
+    assert out.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() != "old\n"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_hostile_lines_are_one_line_messages_and_the_rest_is_processed(script, ours, tmp_path):
+    from rollout_fixtures import hostile_lines, write_hostile_file
+
+    path, groups, _ = ours
+    source, messages = write_hostile_file(tmp_path / "hostile.jsonl", groups)
+    lost = [whole for _, _, whole in hostile_lines(groups[0])]
+    proc = ok(run_script(script, *script_args(script, source, tmp_path), "--score_threshold", 0.0)
+              if script != SCRIPTS[2] else run_script(script, source))  # fmt: skip
+    assert "Traceback" not in proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    for k, message in enumerate(messages, start=1):
+        named = [w for w in warnings if f": line {2 * k}" in w]
+        assert len(named) == 1 and message in named[0], (message, warnings)
+    good = 4 * (len(messages) + 1) + 3 * lost.count(False)
+    assert f"read {good} rollouts in {len(messages) + 1 + lost.count(False)} groups" in proc.stderr
+    assert f"{sum(lost)} malformed line(s) skipped" in proc.stderr
+    if script == SCRIPTS[2]:
+        # Scores outside [0, 1] are skipped, so the bucket table stays [0, 1] (a score of 1e6
+        # would otherwise widen it to ten million rows).
+        assert len(proc.stdout.splitlines()) < 60
+        assert "max    1.0000" in proc.stdout or "max    0." in proc.stdout
+
+
+def test_lone_surrogates_go_everywhere_but_training_data(ours, tmp_path):
+    from rollout_fixtures import SURROGATE_COMPLETION, surrogate_line
+
+    _, groups, _ = ours
+    source = write_jsonl(tmp_path / "s.jsonl", [surrogate_line(groups[0]), groups[1]])
+    extracted = tmp_path / "extract.jsonl"
+    ok(run_script(SCRIPTS[0], source, extracted, "--score_threshold", 0.0))
+    raw = extracted.read_bytes()
+    raw.decode("utf-8")  # valid UTF-8, the surrogate escaped
+    assert json.loads(raw.splitlines()[0])["completion"] == SURROGATE_COMPLETION
+    train, dpo = tmp_path / "train.jsonl", tmp_path / "dpo.jsonl"
+    args = ("--analyze", "--dpo", dpo, "--dpo_margin", 0.0, "--dataset", tmp_path / "ds")
+    proc = ok(run_script(SCRIPTS[1], source, train, "--score_threshold", 0.0, *args))
+    assert "not valid Unicode (a lone surrogate" in proc.stdout
+    assert all(row["completion"].encode() for row in read_jsonl(train))
+    assert not any("\\ud800" in line for line in train.read_text().splitlines())
+    assert not any(SURROGATE_COMPLETION in (p["chosen"], p["rejected"]) for p in read_jsonl(dpo))
+    dist = ok(run_script(SCRIPTS[2], source))
+    assert "read 8 rollouts in 2 groups" in dist.stderr
+
+
+def test_bucket_width_is_bounded(ours):
+    path, _, _ = ours
+    proc = run_script(SCRIPTS[2], path, "--bucket_width", "1e-9")
+    assert proc.returncode == 2 and "--bucket_width must be in [0.01, 1]" in proc.stderr

@@ -19,7 +19,8 @@ import pytest
 from rollout_fixtures import K, legacy_groups, llama3_text, our_groups, write_jsonl
 
 from metric_cards.catalog import SYSTEM_PROMPT, Request, parse_request
-from metric_cards.io_utils import atomic_directory, atomic_writer, dump_json_line
+from metric_cards.io_utils import atomic_directory, atomic_writer
+from metric_cards.jsonutil import dumps_line
 from metric_cards.rollouts import (
     FORMAT_LEGACY,
     FORMAT_METRIC_CARD,
@@ -38,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def scorer():
-    from metric_cards.scoring import score_completion
+    from metric_cards.reward import score_completion
 
     return score_completion
 
@@ -114,9 +115,9 @@ def test_our_scores_are_never_recomputed(tmp_path, ours, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("score_completion must not be called for our format")
 
-    import metric_cards.scoring
+    import metric_cards.reward
 
-    monkeypatch.setattr(metric_cards.scoring, "score_completion", boom)
+    monkeypatch.setattr(metric_cards.reward, "score_completion", boom)
     path = write_jsonl(tmp_path / "doctored.jsonl", doctored)
     rollouts, reader, _ = collect(path, rescore=True)
     assert [r.score for r in rollouts] == [0.123] * 12
@@ -402,7 +403,7 @@ def test_atomic_writer_replaces_on_success(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
     assert leftovers(tmp_path) == []
     with atomic_writer(tmp_path / "bin.dat", "wb") as handle:
-        handle.write(dump_json_line({"a": "é"}))
+        handle.write(dumps_line({"a": "é"}))
     assert (tmp_path / "bin.dat").read_bytes() == '{"a":"é"}\n'.encode()
 
 
@@ -427,15 +428,19 @@ def test_atomic_writer_rejects_other_modes(tmp_path):
 
 def test_atomic_directory(tmp_path):
     target = tmp_path / "ds"
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, lambda path: True) as tmp:
         (tmp / "a.txt").write_text("1")
     assert (target / "a.txt").read_text() == "1"
-    with atomic_directory(target) as tmp:  # replaces a non-empty directory
+    with atomic_directory(target, lambda path: True) as tmp:  # replaces a non-empty directory
         (tmp / "b.txt").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    with pytest.raises(KeyboardInterrupt), atomic_directory(target) as tmp:
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target, lambda path: True) as tmp:
         (tmp / "c.txt").write_text("3")
         raise KeyboardInterrupt
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    # A directory the caller may not replace is left alone, and so is the temporary's content.
+    with pytest.raises(FileExistsError), atomic_directory(target, lambda path: False) as tmp:
+        (tmp / "d.txt").write_text("4")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert leftovers(tmp_path) == []
 
@@ -492,3 +497,121 @@ def test_gzip_input_reads_the_same(tmp_path, ours):
     assert 0 < len(rollouts) < 240
     assert issues[-1].line_number == reader.stats.lines + 1
     assert "gzip data ends early" in issues[-1].message
+
+
+# --- hostile files ------------------------------------------------------------------------------
+
+
+def test_hostile_lines_are_reported_skipped_and_the_rest_read(tmp_path, ours):
+    from rollout_fixtures import hostile_lines, write_hostile_file
+
+    groups, expected = ours
+    path, messages = write_hostile_file(tmp_path / "hostile.jsonl", groups)
+    rollouts, reader, issues = collect(path)
+    lost = [whole for _, _, whole in hostile_lines(groups[0])]
+    # Line 1 has a BOM and is read; every hostile line (even numbers) has one issue that names it.
+    by_line = {i.line_number: i for i in issues}
+    assert sorted(by_line) == [2 * k for k in range(1, len(messages) + 1)]
+    for k, message in enumerate(messages, start=1):
+        issue = by_line[2 * k]
+        assert message in issue.message, issue
+        assert (issue.rollout_index is None) == lost[k - 1]
+        assert "\n" not in str(issue)
+    stats = reader.stats
+    assert stats.malformed_lines == sum(lost) and stats.malformed_rollouts == lost.count(False)
+    good = [(r.line_number, r.prompt, r.completion, r.score) for r in rollouts if r.line_number % 2]
+    want = [(1 if e.group == 0 else 2 * e.group + 1, e.prompt, e.completion, pytest.approx(e.score))
+            for e in expected if e.group <= len(messages)]  # fmt: skip
+    assert good == want
+    # Partly bad lines keep their other rollouts; all scores read are finite and in [0, 1].
+    assert sum(1 for r in rollouts if r.line_number % 2 == 0) == 3 * lost.count(False)
+    assert all(0.0 <= r.score <= 1.0 for r in rollouts)
+
+
+def test_lone_surrogates_are_read_as_the_env_wrote_them(tmp_path, ours):
+    from rollout_fixtures import SURROGATE_COMPLETION, surrogate_line
+
+    path = write_jsonl(tmp_path / "s.jsonl", [surrogate_line(ours[0][0]), ours[0][1]])
+    rollouts, reader, issues = collect(path)
+    assert issues == [] and len(rollouts) == 8
+    assert rollouts[0].completion == SURROGATE_COMPLETION and "\ud800" in rollouts[0].completion
+
+
+def test_foreign_scores_need_only_be_within_minus_one_and_one(tmp_path, corpus_rows):
+    row = corpus_rows[0]
+    text = llama3_text(SYSTEM_PROMPT, row["prompt"], row["completion"])
+    lines = [{"scores": [score], "messages": [[text]]} for score in (-0.5, 1.0, -1.5, 10**6)]
+    rollouts, reader, issues = collect(write_jsonl(tmp_path / "legacy.jsonl", lines))
+    assert [r.score for r in rollouts] == [-0.5, 1.0]
+    assert ["outside [-1, 1]" in i.message for i in issues] == [True, True]
+
+
+def test_out_of_range_layers_are_dropped_with_a_warning(tmp_path, ours):
+    group = json.loads(json.dumps(ours[0][0]))
+    group["metric_card"]["rollouts"][0]["layers"]["schema"] = 1e308
+    group["metric_card"]["rollouts"][0]["layers"]["semantic"] = "high"
+    rollouts, reader, issues = collect(write_jsonl(tmp_path / "layers.jsonl", [group]))
+    assert len(rollouts) == 4 and reader.stats.warnings == 2
+    assert set(rollouts[0].layers) == {"validity", "formatting"}
+    assert [i.message for i in issues] == [
+        "layer 'schema' is 1e+308, not a number in [0, 1]; ignored",
+        "layer 'semantic' is a string, not a number in [0, 1]; ignored",
+    ]
+
+
+def test_a_bom_is_ignored_on_the_first_line_only(tmp_path, ours):
+    first, second = (json.dumps(g).encode() for g in ours[0][:2])
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + first + b"\n" + second + b"\n")
+    rollouts, reader, issues = collect(path)
+    assert issues == [] and len(rollouts) == 8
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["<|start_header_id|>", "<|start_header_id|>user\n", "x<|finetune_right_pad_id|>"],
+    ids=["header-starts", "header-newlines", "padding"],
+)
+def test_legacy_split_is_linear(unit):
+    """Splitting is one linear pass: 4x the text costs about 4x, never 16x (a lazy header regex
+    searched over 600 KB of header tokens is quadratic: minutes)."""
+    prefix = "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    times = {}
+    for size in (150_000, 600_000):
+        text = prefix + unit * (size // len(unit))
+        start = time.perf_counter()
+        split_llama3(text)
+        times[size] = time.perf_counter() - start
+    assert times[600_000] < 0.5, times
+    assert times[600_000] < 4 * 4 * max(times[150_000], 1e-3), times  # far from quadratic
+
+
+def test_a_legacy_line_of_header_tokens_reads_fast(tmp_path):
+    line = {"scores": [0.1], "messages": [["<|start_header_id|>" * 32_000]]}  # ~600 KB
+    start = time.perf_counter()
+    rollouts, reader, issues = collect(write_jsonl(tmp_path / "headers.jsonl", [line]))
+    assert time.perf_counter() - start < 2.0
+    assert rollouts == [] and "no usable conversation" in issues[0].message
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["exchange", "two-renames"])
+def test_atomic_directory_replaces_in_one_swap_where_it_can(tmp_path, monkeypatch, swap):
+    from metric_cards import io_utils
+
+    target = tmp_path / "ds"
+    with atomic_directory(target, lambda path: True) as tmp:
+        (tmp / "old.txt").write_text("1")
+    used = []
+    real = io_utils._exchange
+
+    def exchange(a, b):
+        used.append(a)
+        return real(a, b) if swap else False
+
+    monkeypatch.setattr(io_utils, "_exchange", exchange)
+    with atomic_directory(target, lambda path: True) as tmp:
+        (tmp / "new.txt").write_text("2")
+    assert len(used) == 1 and sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # the old directory is gone
+    if swap and sys.platform.startswith("linux"):
+        assert real(tmp_path / "ds", tmp_path / "ds")  # renameat2 exists here: one atomic swap

@@ -14,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
+from metric_cards.reward import schema_layer
 from metric_cards.schema import (
     SCHEMA_DIALECT,
     TITLE_MAX_LENGTH,
@@ -21,7 +22,6 @@ from metric_cards.schema import (
     json_schema,
     schema_text,
 )
-from metric_cards.scoring import schema_layer
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "schema" / "metric_card.schema.json"

@@ -96,14 +96,14 @@ def test_data_block_holds_every_rollout_in_file_order(rendered: tuple[FixtureFil
     assert len(data["groups"]) == fixture.groups == 64
     assert len(data["rollouts"]) == fixture.rollouts == 254
     assert [r["s"] for r in data["rollouts"]] == pytest.approx(fixture.scores)
-    assert [g["i"] for g in data["groups"]] == list(range(fixture.groups))
+    assert [g["index"] for g in data["groups"]] == list(range(fixture.groups))
     assert data["layer_names"] == ["validity", "schema", "semantic", "formatting"]
     # Each group's mean over its rollouts, as in the file.
     for index, group in enumerate(data["groups"]):
         mine = [r["s"] for r in data["rollouts"] if r["g"] == index]
-        assert group["m"] == pytest.approx(sum(mine) / len(mine), abs=1e-6)
+        assert group["mean"] == pytest.approx(sum(mine) / len(mine), abs=1e-6)
     # The legacy group: flagged, random scores as written, layers unknown.
-    legacy = [i for i, g in enumerate(data["groups"]) if g["leg"]]
+    legacy = [i for i, g in enumerate(data["groups"]) if g["legacy"]]
     assert len(legacy) == 1
     legacy_rollouts = [r for r in data["rollouts"] if r["g"] == legacy[0]]
     assert len(legacy_rollouts) == 4
@@ -143,7 +143,7 @@ def test_hostile_strings_survive_as_data_and_never_as_markup(
     assert card["i"] == props["icon"] and card["ic"] is None  # unknown icon: a marker, no SVG
     assert card["tr"] == {"v": props["trend"]["value"], "p": True, "dir": 0}
     assert cards[HOSTILE_COMPLETIONS[0]]["st"] == "invalid"
-    assert HOSTILE_PROMPT in [g["p"] for g in data["groups"]]
+    assert HOSTILE_PROMPT in [g["prompt"] for g in data["groups"]]
     assert HOSTILE_PROBLEM in data["problems"]
     hostile_id = data["problems"].index(HOSTILE_PROBLEM)
     assert sum(hostile_id in r["pr"] for r in data["rollouts"]) == 2
@@ -189,6 +189,11 @@ def test_summary_figures(rendered: tuple[FixtureFile, str]) -> None:
     assert f'id="stat-valid">{expected_valid}<' in html
     assert f'id="stat-mean">{mean:.3f}<' in html
     assert 'id="stat-truncated">1<' in html  # the cut-off one (the corpus is all finished)
+    # hacking canaries: each raised one with its share of the rollouts, as the file says
+    raised = [name for r in data["rollouts"] for name in r["cn"]]
+    assert "example_copied" in raised
+    share = 100 * raised.count("example_copied") / len(data["rollouts"])
+    assert f"example_copied {share:.0f}%" in html[html.index('id="stat-canaries"') :]
     layers = re.findall(r'<span class="name">(\w+)</span>', html)
     assert layers == ["validity", "schema", "semantic", "formatting"]
     with_layers = [r["l"] for r in data["rollouts"] if r["l"] is not None]
@@ -245,7 +250,7 @@ def test_card_view_shapes() -> None:
     assert card_view("{not json")["st"] in ("invalid", "repaired")
     assert card_view("no json here") == {"m": "none", "st": "invalid", "e": "Invalid JSON"}
     assert card_view("")["e"] == "Empty output"
-    assert card_view("[1, 2]")["e"] == "JSON array, not an object"
+    assert card_view("[1, 2]")["e"] == "JSON list, not an object"
     no_props = card_view('{"componentType": "table"}')
     assert no_props["ct"] == "table" and no_props["np"] and no_props["t"] is None
     repaired = card_view('{"componentType": "metricCard", "props": {"title": "A", "value": "1",}}')
@@ -253,7 +258,7 @@ def test_card_view_shapes() -> None:
     odd = card_view(
         json.dumps({"props": {"title": 5, "value": {"a": 1}, "trend": {"value": "-12%"}}})
     )
-    assert (odd["t"], odd["v"]) == ("5", '{"a": 1}')
+    assert (odd["t"], odd["v"]) == ("5", '{"a":1}')
     assert odd["tr"] == {"v": "-12%", "p": None, "dir": -1}
     long = card_view(json.dumps({"props": {"title": "x" * 5000}}))
     assert len(long["t"]) == viewer.MAX_FIELD_CHARS and long["t"].endswith("…")
@@ -273,7 +278,7 @@ def test_scores_come_from_the_file_not_the_scorer(
     def no_scoring(*args: object, **kwargs: object) -> None:
         raise AssertionError("the viewer must not re-score")
 
-    monkeypatch.setattr("metric_cards.scoring.score_completion", no_scoring)
+    monkeypatch.setattr("metric_cards.reward.score_completion", no_scoring)
     render_html(path, tmp_path / "one.html")
     data = _data(_parse((tmp_path / "one.html").read_text(encoding="utf-8")))
     (rollout,) = data["rollouts"]
@@ -331,11 +336,11 @@ def test_cli(tmp_path: Path, corpus_rows: list[dict]) -> None:
         ([str(tmp_path)], "error: input is a directory"),
     ]:
         done = _cli(*args, cwd=tmp_path)
-        assert done.returncode == 1 and message in done.stderr, done.stderr
+        assert done.returncode == 2 and message in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
     done = _cli("empty.jsonl", cwd=tmp_path)
-    assert done.returncode == 1 and "error: input file is empty" in done.stderr
+    assert done.returncode == 2 and "error: input file is empty" in done.stderr
     (tmp_path / "bad.jsonl").write_text("{oops\n", encoding="utf-8")
     done = _cli("bad.jsonl", cwd=tmp_path)
     assert done.returncode == 1 and "error: no rollouts in bad.jsonl" in done.stderr
@@ -343,3 +348,78 @@ def test_cli(tmp_path: Path, corpus_rows: list[dict]) -> None:
     assert not (tmp_path / "bad.html").exists()
     done = _cli(cwd=tmp_path)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+# --- hostile files ------------------------------------------------------------------------------
+
+
+def test_hostile_lines_render_as_skipped_lines(tmp_path: Path, corpus_rows: list[dict]) -> None:
+    """Lone surrogates, 10^5-deep nesting, 400-digit and ±1e308 scores: listed, not fatal."""
+    from rollout_fixtures import hostile_lines, our_groups, write_hostile_file
+
+    from metric_cards.reward import score_completion
+
+    groups, _ = our_groups(corpus_rows[:32], score_completion)
+    source, messages = write_hostile_file(tmp_path / "hostile.jsonl", groups)
+    lost = [whole for _, _, whole in hostile_lines(groups[0])]
+    done = _cli(str(source), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"skipped {sum(lost)} malformed lines and {lost.count(False)} malformed rollouts" in (
+        done.stdout
+    )
+    html = source.with_suffix(".html").read_text(encoding="utf-8")
+    data = _data(_parse(html))
+    assert len(data["groups"]) == len(messages) + 1 + lost.count(False)
+    assert all(0.0 <= r["s"] <= 1.0 for r in data["rollouts"])
+    for k, message in enumerate(messages, start=1):
+        assert f"line {2 * k}" in html and message in html  # the notice names each line
+    counts = [int(n) for n in re.findall(r"<title>[^<]*: (\d+)</title>", html)]
+    assert sum(counts) == len(data["rollouts"])
+
+
+def test_lone_surrogates_render(tmp_path: Path, corpus_rows: list[dict]) -> None:
+    from rollout_fixtures import SURROGATE_COMPLETION, surrogate_line
+
+    group = our_group(corpus_rows[0]["prompt"], [r["completion"] for r in corpus_rows[:4]])
+    source = tmp_path / "s.jsonl"
+    source.write_text(surrogate_line(group) + "\n", encoding="utf-8")
+    stats = render_html(source)
+    assert (stats.rollouts, stats.malformed_lines) == (4, 0)
+    html = stats.output_path.read_bytes().decode("utf-8")  # valid UTF-8
+    data = _data(_parse(html))
+    assert data["rollouts"][0]["c"] == SURROGATE_COMPLETION  # JSON.parse gives the same text
+    assert data["rollouts"][0]["k"]["t"] == "Rev\ud800"
+
+
+def test_output_may_not_be_a_link_to_the_input(tmp_path: Path, corpus_rows: list[dict]) -> None:
+    import os
+
+    source = tmp_path / "run.jsonl"
+    write_corpus_file(source, corpus_rows[:8], extras=False)
+    before = source.read_bytes()
+    os.link(source, tmp_path / "hard.html")
+    (tmp_path / "soft.html").symlink_to(source)
+    for alias in ("hard.html", "soft.html"):
+        with pytest.raises(ViewerError, match="overwrite the input"):
+            render_html(source, tmp_path / alias)
+        done = _cli(str(source), "-o", alias, cwd=tmp_path)
+        assert done.returncode == 2 and "overwrite the input" in done.stderr
+    assert source.read_bytes() == before
+
+
+def test_long_strings_are_embedded_cut(tmp_path: Path, corpus_rows: list[dict]) -> None:
+    from viewer_fixtures import LONG_COMPLETION_CHARS, write_long_strings_file
+
+    source = tmp_path / "long.jsonl"
+    completions = write_long_strings_file(source, corpus_rows)
+    stats = render_html(source)
+    assert stats.rollouts == 4
+    assert stats.html_bytes < 1_000_000  # 20 MB of answers, a page well under 1 MB
+    data = _data(_parse(stats.output_path.read_text(encoding="utf-8")))
+    card, prose, normal, _ = data["rollouts"]
+    assert len(card["c"]) == viewer.MAX_EMBEDDED_CHARS and card["c_len"] == len(completions[0])
+    assert card["c"] == completions[0][: viewer.MAX_EMBEDDED_CHARS]
+    assert len(card["k"]["t"]) == viewer.MAX_FIELD_CHARS and card["k"]["t"].endswith("…")
+    assert prose["c_len"] == LONG_COMPLETION_CHARS
+    assert normal["c"] == completions[2] and "c_len" not in normal

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from metric_cards.catalog import SYSTEM_PROMPT, parse_request
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 
 K = 4  # rollouts per group, as the env's default group size
 
@@ -98,6 +98,7 @@ def our_group(
                 "finish_reason": reason,
                 "completion_tokens": max(1, len(completion) // 4),
                 "adjustments": {},
+                "canaries": [name for name, raised in result.canaries.items() if raised],
             }
         )
     return {
@@ -196,3 +197,24 @@ def write_corpus_file(path: Path, corpus: list[dict], *, extras: bool = True) ->
         lines.append("")  # a blank line is not an error
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return fixture
+
+
+LONG_TITLE_CHARS = 5_000_000
+LONG_COMPLETION_CHARS = 10_000_000
+
+
+def write_long_strings_file(path: Path, corpus: list[dict]) -> list[str]:
+    """One group whose answers are 10 MB: a card with a 5 MB title, and 10 MB of prose.
+
+    Returns the four completions. The viewer must stay small and responsive (issue 12, item 7).
+    """
+    prompt = corpus[0]["prompt"]
+    card = {"componentType": "metricCard", "props": {"title": "T" * LONG_TITLE_CHARS, "value": "1"}}
+    completions = [
+        json.dumps(card),
+        "x" * LONG_COMPLETION_CHARS,
+        corpus[0]["completion"],
+        corpus[1]["completion"],
+    ]
+    path.write_text(json.dumps(our_group(prompt, completions)) + "\n", encoding="utf-8")
+    return completions

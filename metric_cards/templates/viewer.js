@@ -11,6 +11,8 @@
   var LAYERS = DATA.layer_names;
   var GROUPS_PER_PAGE = DATA.groups_per_page;
   var ROLLOUTS_PER_PAGE = DATA.rollouts_per_page;
+  // Characters shown before a "show all" button: a 10 MB answer must not stall the first render.
+  var SHOW = { completion: 4000, prompt: 1000, field: 200 };
 
   function byId(id) { return document.getElementById(id); }
   var ui = {
@@ -26,6 +28,30 @@
     var node = document.createElement(tag);
     if (cls) node.className = cls;
     if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  // `text` (model data) in a new element, cut at `limit` characters with a "show all" button.
+  // `total` is the length in the rollout file when the page only embeds the beginning.
+  function clipped(tag, cls, text, limit, total) {
+    var node = el(tag, cls);
+    var s = String(text);
+    var full = typeof total === "number" ? total : s.length;
+    if (s.length <= limit && full === s.length) {
+      node.textContent = s;
+      return node;
+    }
+    node.appendChild(document.createTextNode(s.slice(0, limit) + "…"));
+    var more = el("button", "show-all", "show all (" + full.toLocaleString("en-US") + " chars)");
+    more.type = "button";
+    more.addEventListener("click", function () {
+      node.textContent = s;
+      if (full > s.length) {
+        node.appendChild(el("span", "cut-note", " [cut: the page holds the first " +
+          s.length.toLocaleString("en-US") + " of " + full.toLocaleString("en-US") +
+          " characters; the rollout file has them all]"));
+      }
+    });
+    node.appendChild(more);
     return node;
   }
   // An inline SVG that references a symbol of the Lucide sprite; the id is built from an integer
@@ -99,17 +125,15 @@
     var k = r.k;
     var card = el("div", "metric-card" + (k.st === "invalid" ? " invalid" : k.st === "repaired" ? " repaired" : ""));
     var top = el("div", "mc-top");
-    var title = el("div", "mc-title");
-    var value;
+    var title, value;
     if (k.st === "invalid") {
-      title.textContent = "Not a metric card";
+      title = el("div", "mc-title", "Not a metric card");
       value = el("div", "mc-value", k.e || "Invalid JSON");
     } else {
-      if (k.t !== null && k.t !== undefined) title.textContent = k.t;
-      else title.appendChild(el("span", "missing", "no title"));
-      value = el("div", "mc-value");
-      if (k.v !== null && k.v !== undefined) value.textContent = k.v;
-      else value.appendChild(el("span", "missing", "no value"));
+      if (k.t !== null && k.t !== undefined) title = clipped("div", "mc-title", k.t, SHOW.field);
+      else { title = el("div", "mc-title"); title.appendChild(el("span", "missing", "no title")); }
+      if (k.v !== null && k.v !== undefined) value = clipped("div", "mc-value", k.v, SHOW.field);
+      else { value = el("div", "mc-value"); value.appendChild(el("span", "missing", "no value")); }
     }
     top.appendChild(title);
     var badge;
@@ -133,19 +157,19 @@
       var tcls = k.tr.p === true ? "mc-trend pos" : k.tr.p === false ? "mc-trend neg" : "mc-trend unk";
       var trend = el("span", tcls);
       trend.appendChild(icon(k.tr.dir < 0 ? "ui-down" : k.tr.dir > 0 ? "ui-up" : "ui-flat"));
-      trend.appendChild(document.createTextNode(k.tr.v));
+      trend.appendChild(clipped("span", null, k.tr.v, SHOW.field));
       trend.title = "isPositive: " + (k.tr.p === null ? "missing" : String(k.tr.p));
       foot.appendChild(trend);
     }
-    if (k.d !== null && k.d !== undefined) foot.appendChild(el("span", "mc-desc", k.d));
+    if (k.d !== null && k.d !== undefined) foot.appendChild(clipped("span", "mc-desc", k.d, SHOW.field));
     if (foot.childNodes.length) card.appendChild(foot);
 
     var meta = el("div", "mc-meta");
     if (k.st === "repaired") meta.appendChild(el("span", "chip warn", "lenient JSON repair"));
     if (k.m && k.m !== "bare" && k.st !== "invalid") meta.appendChild(el("span", "chip gray", "extracted: " + k.m));
-    if (k.ct !== undefined && k.ct !== "metricCard") meta.appendChild(el("span", "chip bad", "componentType: " + k.ct));
-    if (k.i !== null && k.i !== undefined && typeof k.ic !== "number") meta.appendChild(el("span", "chip warn", "unknown icon: " + k.i));
-    if (k.cl !== null && k.cl !== undefined) meta.appendChild(el("span", "chip gray", "className: " + k.cl));
+    if (k.ct !== undefined && k.ct !== "metricCard") meta.appendChild(clipped("span", "chip bad", "componentType: " + k.ct, SHOW.field));
+    if (k.i !== null && k.i !== undefined && typeof k.ic !== "number") meta.appendChild(clipped("span", "chip warn", "unknown icon: " + k.i, SHOW.field));
+    if (k.cl !== null && k.cl !== undefined) meta.appendChild(clipped("span", "chip gray", "className: " + k.cl, SHOW.field));
     if (meta.childNodes.length) card.appendChild(meta);
     return card;
   }
@@ -175,25 +199,29 @@
     art.dataset.index = String(index);
     if (typeof r.s === "number") art.dataset.score = String(r.s);
     var head = el("div", "rollout-head");
-    head.appendChild(el("span", "where", withGroup ? "group " + g.i + " · #" + r.r : "#" + r.r));
+    head.appendChild(el("span", "where", withGroup ? "group " + g.index + " · #" + r.r : "#" + r.r));
     if (r.f === "length") head.appendChild(el("span", "chip bad", "truncated"));
     head.appendChild(el("span", "spacer"));
     head.appendChild(el("span", scoreClass(r.s), fmt(r.s, 3)));
     art.appendChild(head);
-    if (withGroup) art.appendChild(el("div", "rollout-prompt", g.p));
+    if (withGroup) art.appendChild(clipped("div", "rollout-prompt", g.prompt, SHOW.prompt, g.prompt_len));
     art.appendChild(renderCard(r));
     art.appendChild(renderLayers(r));
+    if (r.cn && r.cn.length) {
+      art.appendChild(el("div", "canaries", "canaries: " + r.cn.join(", ")));
+    }
     if (r.pr.length) {
       var ul = el("ul", "problems");
-      for (var i = 0; i < r.pr.length; i++) ul.appendChild(el("li", null, PROBLEMS[r.pr[i]]));
+      for (var i = 0; i < r.pr.length; i++) ul.appendChild(clipped("li", null, PROBLEMS[r.pr[i]], SHOW.field));
       art.appendChild(ul);
     } else if (r.l) {
       art.appendChild(el("div", "no-problems", "no problems"));
     }
     var raw = el("details", "raw");
     raw.open = true;
-    raw.appendChild(el("summary", null, "raw completion (" + r.c.length + " chars" + (r.f ? ", finish: " + r.f : "") + ")"));
-    raw.appendChild(el("pre", "completion", r.c));
+    var length = typeof r.c_len === "number" ? r.c_len : r.c.length;
+    raw.appendChild(el("summary", null, "raw completion (" + length + " chars" + (r.f ? ", finish: " + r.f : "") + ")"));
+    raw.appendChild(clipped("pre", "completion", r.c, SHOW.completion, r.c_len));
     art.appendChild(raw);
     return art;
   }
@@ -201,16 +229,16 @@
     var g = GROUPS[item.g];
     var sec = el("section", "group");
     var head = el("div", "group-head");
-    head.appendChild(el("span", "gid", "Group " + g.i));
-    head.appendChild(el("span", "chip gray", "line " + g.n));
-    if (g.q) {
-      head.appendChild(el("span", "chip", g.q.metric));
-      head.appendChild(el("span", "chip", g.q.domain));
-      head.appendChild(el("span", "chip", g.q.period));
+    head.appendChild(el("span", "gid", "Group " + g.index));
+    head.appendChild(el("span", "chip gray", "line " + g.line));
+    if (g.request) {
+      head.appendChild(el("span", "chip", g.request.metric));
+      head.appendChild(el("span", "chip", g.request.domain));
+      head.appendChild(el("span", "chip", g.request.period));
     }
-    if (g.leg) head.appendChild(el("span", "chip warn", "legacy format"));
-    if (typeof g.m === "number") head.appendChild(el("span", "chip gray", "mean " + fmt(g.m, 3)));
-    head.appendChild(el("span", "prompt", g.p));
+    if (g.legacy) head.appendChild(el("span", "chip warn", "legacy format"));
+    if (typeof g.mean === "number") head.appendChild(el("span", "chip gray", "mean " + fmt(g.mean, 3)));
+    head.appendChild(clipped("span", "prompt", g.prompt, SHOW.prompt, g.prompt_len));
     sec.appendChild(head);
     var grid = el("div", "grid");
     for (var i = 0; i < item.rs.length; i++) grid.appendChild(renderRollout(item.rs[i], false));

@@ -1,12 +1,9 @@
-"""What the three data scripts share: reader options, error handling, the read summary.
+"""The options and messages the three data scripts share: parser, reader flags, output checks.
 
 The scripts at the repo root (extract_metric_training.py, trainingDataScript.py,
 show_score_distribution.py) are thin argparse front ends; this keeps them consistent: the same
-reader flags, the same messages, the same exit codes.
-
-Exit codes: 0 done; 1 nothing usable in the input (or a malformed line under --strict);
-2 a usage mistake (bad flag, missing/empty input, unusable output path); 130 interrupted;
-141 the reader of stdout/stderr went away (like a process killed by SIGPIPE).
+reader flags, the same output checks, the same read summary. Errors and exit codes are
+`metric_cards.cli_errors`, shared with `python -m metric_cards score|render`.
 """
 
 from __future__ import annotations
@@ -14,22 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from metric_cards.io_utils import exit_cleanly_on_sigterm
+from metric_cards.cli_errors import EXIT_NO_DATA, EXIT_OK, NoDataError, UsageError
+from metric_cards.io_utils import same_file
 from metric_cards.rollouts import FORMAT_LEGACY, ReadStats, RolloutFileError, RolloutReader
-
-EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
-
-
-class UsageError(Exception):
-    """A mistake in how the script was called; printed as `error: ...`, exit code 2."""
-
-
-class NoDataError(Exception):
-    """The input holds nothing usable; printed as `error: ...`, exit code 1."""
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -106,7 +93,7 @@ def check_output(path: str | os.PathLike[str], *inputs: Path, what: str = "outpu
     if out.is_dir():
         raise UsageError(f"{what} is a directory: {out}")
     for source in inputs:
-        if out.exists() and out.resolve() == source.resolve():
+        if same_file(out, source):  # the same path, a symlink or a hard link
             raise UsageError(f"{what} would overwrite the input file: {out}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -169,28 +156,3 @@ def strict_status(args: argparse.Namespace, stats: ReadStats) -> int:
         )
         return EXIT_NO_DATA
     return EXIT_OK
-
-
-def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a script's main with the shared error handling; returns the exit code."""
-    exit_cleanly_on_sigterm()
-    prog = Path(sys.argv[0]).name
-    try:
-        return main(argv)
-    except UsageError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except NoDataError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return EXIT_NO_DATA
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; output files left as they were", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. piped into `head`: stop quietly, as other tools do
-        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE  # outputs not yet renamed into place were discarded
-    except OSError as error:  # disk full, permissions: say so without a traceback
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return EXIT_NO_DATA
