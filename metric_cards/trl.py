@@ -22,7 +22,7 @@ from metric_cards.catalog import (
     eval_requests,
     parse_request,
 )
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 from metric_cards.trainer.scorer import REWARD
 
 

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 from conftest import env_subprocess_env  # noqa: E402
 
 from metric_cards.catalog import parse_request  # noqa: E402
-from metric_cards.scoring import score_completion  # noqa: E402
+from metric_cards.reward import score_completion  # noqa: E402
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

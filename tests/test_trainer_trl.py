@@ -9,7 +9,7 @@ import os
 import pytest
 
 from metric_cards.catalog import SYSTEM_PROMPT, eval_requests
-from metric_cards.scoring import score_completion
+from metric_cards.reward import score_completion
 from metric_cards.trl import metric_card_dataset, metric_card_reward
 
 REQUEST = eval_requests(1)[0]

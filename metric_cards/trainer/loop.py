@@ -354,7 +354,7 @@ class Loop:
                 "elapsed_min": round((time.monotonic() - self.started) / 60, 2),
             }
             _jsonl_append(steps_path, row)
-            canaries = ", ".join(f"{k} {100 * v:.0f}%" for k, v in stats["canaries"].items())
+            canaries = ", ".join(f"{k} {100 * v:.0f}%" for k, v in stats["canaries"].items() if v)
             self.log(
                 f"step {self.step}/{c.steps}: mean score {row['mean_score']:.3f}, valid JSON "
                 f"{100 * row['valid_json']:.0f}%, {update.sequences} seqs learned from; "

@@ -1,40 +1,23 @@
 """What a step's rollouts and a held-out eval look like, in the env's own terms: the rollouts are
 scored again with the env's `score_rollout` and summed up by its `RolloutStats` (so "valid JSON",
-"truncated" and the layer means mean here what they mean in the env's summary and wandb), plus
-the reward-hacking canaries the reward flags on each completion (`ScoreResult.canaries`)."""
+"truncated", the layer means and the reward-hacking canaries' rates mean here what they mean in
+the env's summary and wandb)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from metric_cards.catalog import Request, parse_request
 from metric_cards.groups import Completion, ScoredRollout, score_rollout
+from metric_cards.reward import CANARIES, ScoreResult
 from metric_cards.run_stats import RolloutStats
 from metric_cards.tokenization import IGNORE_INDEX, ChatTokenizer
 from metric_cards.trainer.scorer import ADJUSTMENTS, REWARD
 
 
-def canary_names(result: Any) -> list[str]:
-    """The canaries raised on one ScoreResult: a mapping name -> flag or a collection of names;
-    none when this reward has no canaries."""
-    canaries = getattr(result, "canaries", None)
-    if not canaries:
-        return []
-    if isinstance(canaries, dict):
-        return sorted(str(k) for k, v in canaries.items() if v)
-    return sorted(str(c) for c in canaries)
-
-
-def canary_rates(results: Iterable[Any]) -> dict[str, float]:
-    """Share of completions raising each canary (only canaries seen at least once)."""
-    counts: Counter[str] = Counter()
-    n = 0
-    for result in results:
-        n += 1
-        counts.update(canary_names(result))
-    return {name: counts[name] / n for name in sorted(counts)} if n else {}
+def canary_names(result: ScoreResult) -> list[str]:
+    """The hacking canaries one completion raised."""
+    return [name for name, raised in result.canaries.items() if raised]
 
 
 def summarise(rollouts: list[list[ScoredRollout]], prefix: str) -> dict[str, Any]:
@@ -52,7 +35,7 @@ def summarise(rollouts: list[list[ScoredRollout]], prefix: str) -> dict[str, Any
             for layer in ("validity", "schema", "semantic", "formatting")
         },
         "completion_tokens_mean": metrics.get(f"{prefix}/completion_tokens_mean", 0.0),
-        "canaries": canary_rates(r.result for r in flat),
+        "canaries": {name: metrics.get(f"{prefix}/canary_{name}", 0.0) for name in CANARIES},
         "n": len(flat),
     }
 

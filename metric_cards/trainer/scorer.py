@@ -4,7 +4,7 @@ env's; this is only for the trainer's own summaries and the held-out eval)."""
 from __future__ import annotations
 
 from metric_cards.adjustments import AdjustmentConfig
-from metric_cards.scoring import RewardConfig
+from metric_cards.reward import RewardConfig
 
 REWARD = RewardConfig()
 ADJUSTMENTS = AdjustmentConfig()
