@@ -268,7 +268,8 @@ class Loop:
 
         hf_tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         chat_tokenizer = ChatTokenizer(hf_tokenizer)
-        end_of_turn = hf_tokenizer.convert_tokens_to_ids(hf_tokenizer.eos_token)
+        eos = hf_tokenizer.eos_token_id
+        end_of_turn = int(eos) if isinstance(eos, int) else None
 
         sync_s = 0.0
         if self.managed_server:
