@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 SAMPLES = 10
+CARD_FIELDS = ("title", "value", "description", "trend", "icon")
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -31,6 +32,24 @@ def canary_table(steps: list[dict[str, Any]], evals: list[dict[str, Any]]) -> li
                 rate = row.get("canaries", {}).get(name, 0.0)
                 out.append({"source": source, "step": row["step"], "canary": name, "rate": rate})
     return out
+
+
+def card_fields(samples: list[dict[str, Any]]) -> dict[str, float]:
+    """Share of completions that are a card (`componentType` "metricCard" with a `props`
+    object), and of completions whose card has each prop: what the cards say, not only their
+    score (a policy can raise its score by leaving out what could be wrong)."""
+    from metric_cards.extraction import extract_json
+
+    counts = dict.fromkeys(("card", *CARD_FIELDS), 0)
+    for sample in samples:
+        card = extract_json(sample["completion"]).value
+        props = card.get("props") if isinstance(card, dict) else None
+        if not (isinstance(props, dict) and card.get("componentType") == "metricCard"):
+            continue
+        counts["card"] += 1
+        for name in CARD_FIELDS:
+            counts[name] += name in props
+    return {name: n / len(samples) for name, n in counts.items()} if samples else counts
 
 
 def plot_learning_curve(
@@ -97,7 +116,11 @@ def _metric_row(name: str, before: Any, after: Any, fmt: str) -> str:
     return f"| {name} | {format(before, fmt)} | {format(after, fmt)} | {delta:+{fmt}} |"
 
 
-def before_after_table(first: dict[str, Any], last: dict[str, Any]) -> str:
+def before_after_table(
+    first: dict[str, Any],
+    last: dict[str, Any],
+    fields: tuple[dict[str, float], dict[str, float]] | None = None,
+) -> str:
     lines = [
         f"| held-out eval ({first['n']} prompts, temperature 0) | step {first['step']} | "
         f"step {last['step']} | change |",
@@ -118,6 +141,18 @@ def before_after_table(first: dict[str, Any], last: dict[str, Any]) -> str:
             ".0f",
         )
     )
+    if fields is not None:
+        lines.append(
+            _metric_row(
+                "is a metricCard %", 100 * fields[0]["card"], 100 * fields[1]["card"], ".1f"
+            )
+        )
+        for name in CARD_FIELDS:
+            lines.append(
+                _metric_row(
+                    f"card has `{name}` %", 100 * fields[0][name], 100 * fields[1][name], ".1f"
+                )
+            )
     for name in sorted(set(first.get("canaries", {})) | set(last.get("canaries", {}))):
         before = 100 * first.get("canaries", {}).get(name, 0.0)
         after = 100 * last.get("canaries", {}).get(name, 0.0)
@@ -166,10 +201,17 @@ def write_report(run_dir: Path, to: Path) -> dict[str, Any]:
     plot_learning_curve(evals, steps, to / "learning_curve.png")
     plot_canaries(table, to / "canaries.png")
     first, last = evals[0], evals[-1]
-    (to / "before_after.md").write_text(before_after_table(first, last))
     sample_dir = run_dir / "evals"
     before = _rows(sample_dir / f"step-{first['step']:05d}.jsonl")
     after = _rows(sample_dir / f"step-{last['step']:05d}.jsonl")
+    fields = (card_fields(before), card_fields(after))
+    (to / "before_after.md").write_text(before_after_table(first, last, fields))
+    with (to / "card_fields.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", "card", *CARD_FIELDS])
+        for row in evals:
+            shares = card_fields(_rows(sample_dir / f"step-{row['step']:05d}.jsonl"))
+            writer.writerow([row["step"], *(round(shares[n], 4) for n in ("card", *CARD_FIELDS))])
     (to / "samples.md").write_text(samples_markdown(before, after, (first["step"], last["step"])))
     for step_file in (sample_dir / f"step-{first['step']:05d}.jsonl",
                       sample_dir / f"step-{last['step']:05d}.jsonl"):  # fmt: skip
