@@ -90,23 +90,27 @@ def plot_canaries(table: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), dpi=120, sharey=True)
     names = sorted({r["canary"] for r in table})
+    colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
     for ax, source in zip(axes, ("train", "eval"), strict=True):
         for name in names:
             points = [(r["step"], 100 * r["rate"]) for r in table
                       if r["source"] == source and r["canary"] == name]  # fmt: skip
-            if points and any(rate for _, rate in points):
-                ax.plot(*zip(*points, strict=True), "o-", label=name, markersize=3)
-        ax.set_title(f"canaries, {'training rollouts' if source == 'train' else 'held-out eval'}")
+            if points:
+                ax.plot(*zip(*points, strict=True), "o-", label=name, markersize=3,
+                        color=colours[name])  # fmt: skip
+        ax.set_title("training rollouts (T > 0)" if source == "train" else "held-out eval (T = 0)")
         ax.set_xlabel("GRPO step")
-        ax.set_ylim(0, 100)
-    axes[0].set_ylabel("% of completions")
-    if any(ax.get_legend_handles_labels()[0] for ax in axes):
-        axes[1].legend(fontsize=7, loc="upper left")
+        ax.set_ylim(-2, 100)
+    axes[0].set_ylabel("% of completions raising the canary")
+    if names:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(names)), fontsize=8)
+        fig.tight_layout(rect=(0, 0, 1, 0.88))
     else:
         axes[0].text(0.5, 50, "no canary raised", ha="center")
-    fig.tight_layout()
+        fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
