@@ -39,7 +39,10 @@ def make_run(run: Path) -> None:
     (run / "evals").mkdir(parents=True)
     prompts = ["Create a metric card for churn rate in retail for May.", "Another prompt."]
     before = [sample(prompts[0], "no card", 0.0, []), sample(prompts[1], FULL, 0.8, [])]
-    after = [sample(prompts[0], BARE, 0.4, []), sample(prompts[1], BARE, 0.5, ["flat_trend"])]
+    after = [
+        sample(prompts[0], BARE, 0.4, []),
+        sample(prompts[1], BARE + "} }", 0.5, ["flat_trend"]),
+    ]
     for step, rows in ((0, before), (3, after)):
         lines = "".join(json.dumps(r) + "\n" for r in rows)
         (run / "evals" / f"step-{step:05d}.jsonl").write_text(lines)
@@ -53,9 +56,19 @@ def make_run(run: Path) -> None:
 
 def test_card_fields_counts_props_of_real_cards() -> None:
     shares = card_fields([{"completion": FULL}, {"completion": BARE}, {"completion": "prose"}])
-    assert shares["card"] == 2 / 3 and shares["title"] == 2 / 3
+    assert shares["card"] == shares["card_parses"] == 2 / 3 and shares["title"] == 2 / 3
     assert shares["value"] == shares["trend"] == 1 / 3
     assert shares["icon"] == shares["description"] == 0.0
+    fenced = f"```json\n{BARE}\n```"
+    broken = [
+        f"```json\n{BARE}}} }}\n```",
+        BARE.replace('"}}', '", "trend": {"value": NaN, "isPositive": true}}}'),
+        f"{BARE}\nDone!",
+    ]
+    assert card_fields([{"completion": fenced}])["card_parses"] == 1.0
+    for text in broken:  # stray braces, NaN, prose after the card: the card is found, not parsed
+        assert card_fields([{"completion": text}])["card"] == 1.0, text
+        assert card_fields([{"completion": text}])["card_parses"] == 0.0, text
 
 
 def test_report_writes_plots_tables_and_samples(tmp_path: Path) -> None:
@@ -70,8 +83,9 @@ def test_report_writes_plots_tables_and_samples(tmp_path: Path) -> None:
     assert "| card has `value` % | 50.0 | 0.0 | -50.0 |" in table
     assert "| canary `flat_trend` % | 0.0 | 50.0 | +50.0 |" in table
     fields = (out / "card_fields.csv").read_text().splitlines()
-    assert fields[0] == "step,card,title,value,description,trend,icon"
-    assert fields[1].startswith("0,0.5,0.5,0.5") and fields[2].startswith("3,1.0,1.0,0.0")
+    assert fields[0] == "step,card,card_parses,title,value,description,trend,icon"
+    # step 3: two bare cards, one with stray closing braces after it (JSON.parse rejects it)
+    assert fields[1].startswith("0,0.5,0.5,0.5,0.5") and fields[2].startswith("3,1.0,0.5,1.0,0.0")
     canaries = (out / "canaries.csv").read_text().splitlines()
     assert "train,2,flat_trend,0.25" in canaries and "eval,3,flat_trend,0.5" in canaries
     samples = (out / "samples.md").read_text()

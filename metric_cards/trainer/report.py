@@ -34,19 +34,42 @@ def canary_table(steps: list[dict[str, Any]], evals: list[dict[str, Any]]) -> li
     return out
 
 
+def _answer_parses(completion: str) -> bool:
+    """The whole answer (inside its ``` fence, if fenced) is one JSON object that `JSON.parse`
+    accepts: what a front end that parses the answer gets. Python's json also accepts NaN and
+    Infinity, which JSON.parse rejects: refused here too."""
+    text = completion.strip()
+    if text.startswith("```"):
+        first_newline = text.find("\n")
+        end = text.rfind("```")
+        if first_newline == -1 or end <= first_newline:
+            return False
+        text = text[first_newline + 1 : end]
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(constant)
+
+    try:
+        return isinstance(json.loads(text, parse_constant=refuse), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 def card_fields(samples: list[dict[str, Any]]) -> dict[str, float]:
     """Share of completions that are a card (`componentType` "metricCard" with a `props`
-    object), and of completions whose card has each prop: what the cards say, not only their
-    score (a policy can raise its score by leaving out what could be wrong)."""
+    object), of those whose whole answer `JSON.parse` accepts as that card, and of completions
+    whose card has each prop: what the cards say, not only their score (a policy can raise its
+    score by leaving out what could be wrong)."""
     from metric_cards.extraction import extract_json
 
-    counts = dict.fromkeys(("card", *CARD_FIELDS), 0)
+    counts = dict.fromkeys(("card", "card_parses", *CARD_FIELDS), 0)
     for sample in samples:
         card = extract_json(sample["completion"]).value
         props = card.get("props") if isinstance(card, dict) else None
         if not (isinstance(props, dict) and card.get("componentType") == "metricCard"):
             continue
         counts["card"] += 1
+        counts["card_parses"] += _answer_parses(sample["completion"])
         for name in CARD_FIELDS:
             counts[name] += name in props
     return {name: n / len(samples) for name, n in counts.items()} if samples else counts
@@ -151,6 +174,14 @@ def before_after_table(
                 "is a metricCard %", 100 * fields[0]["card"], 100 * fields[1]["card"], ".1f"
             )
         )
+        lines.append(
+            _metric_row(
+                "... whose whole answer JSON.parse accepts %",
+                100 * fields[0]["card_parses"],
+                100 * fields[1]["card_parses"],
+                ".1f",
+            )
+        )
         for name in CARD_FIELDS:
             lines.append(
                 _metric_row(
@@ -212,10 +243,11 @@ def write_report(run_dir: Path, to: Path) -> dict[str, Any]:
     (to / "before_after.md").write_text(before_after_table(first, last, fields))
     with (to / "card_fields.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["step", "card", *CARD_FIELDS])
+        writer.writerow(["step", "card", "card_parses", *CARD_FIELDS])
         for row in evals:
             shares = card_fields(_rows(sample_dir / f"step-{row['step']:05d}.jsonl"))
-            writer.writerow([row["step"], *(round(shares[n], 4) for n in ("card", *CARD_FIELDS))])
+            names = ("card", "card_parses", *CARD_FIELDS)
+            writer.writerow([row["step"], *(round(shares[n], 4) for n in names)])
     (to / "samples.md").write_text(samples_markdown(before, after, (first["step"], last["step"])))
     for step_file in (sample_dir / f"step-{first['step']:05d}.jsonl",
                       sample_dir / f"step-{last['step']:05d}.jsonl"):  # fmt: skip
