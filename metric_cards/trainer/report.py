@@ -65,14 +65,17 @@ def card_fields(samples: list[dict[str, Any]]) -> dict[str, float]:
     counts = dict.fromkeys(("card", "card_parses", *CARD_FIELDS), 0)
     for sample in samples:
         card = extract_json(sample["completion"]).value
-        props = card.get("props") if isinstance(card, dict) else None
-        if not (isinstance(props, dict) and card.get("componentType") == "metricCard"):
+        if not isinstance(card, dict) or card.get("componentType") != "metricCard":
+            continue
+        props = card.get("props")
+        if not isinstance(props, dict):
             continue
         counts["card"] += 1
         counts["card_parses"] += _answer_parses(sample["completion"])
         for name in CARD_FIELDS:
             counts[name] += name in props
-    return {name: n / len(samples) for name, n in counts.items()} if samples else counts
+    total = max(1, len(samples))
+    return {name: n / total for name, n in counts.items()}
 
 
 def plot_learning_curve(
@@ -242,12 +245,12 @@ def write_report(run_dir: Path, to: Path) -> dict[str, Any]:
     fields = (card_fields(before), card_fields(after))
     (to / "before_after.md").write_text(before_after_table(first, last, fields))
     with (to / "card_fields.csv").open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["step", "card", "card_parses", *CARD_FIELDS])
+        rows = csv.writer(fh)
+        rows.writerow(["step", "card", "card_parses", *CARD_FIELDS])
         for row in evals:
             shares = card_fields(_rows(sample_dir / f"step-{row['step']:05d}.jsonl"))
             names = ("card", "card_parses", *CARD_FIELDS)
-            writer.writerow([row["step"], *(round(shares[n], 4) for n in names)])
+            rows.writerow([row["step"], *(round(shares[n], 4) for n in names)])
     (to / "samples.md").write_text(samples_markdown(before, after, (first["step"], last["step"])))
     for step_file in (sample_dir / f"step-{first['step']:05d}.jsonl",
                       sample_dir / f"step-{last['step']:05d}.jsonl"):  # fmt: skip
