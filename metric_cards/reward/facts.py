@@ -70,7 +70,7 @@ class BoundedMemo(Generic[K, V]):
     def keep(self, key: K, value: V) -> V:
         """Remember `value` (which must equal `compute(key)`) for `key`; returns it. For a caller
         that computes the value from data it already holds on a miss (`self.table.get` first)."""
-        size = _size(key)
+        size = len(key) + 16 if key.__class__ is str else _size(key)  # type: ignore[arg-type]
         if size <= self.max_key_chars:
             if self.chars + size > self.max_chars:
                 self.clear()
@@ -184,14 +184,18 @@ def _title_facts(title: str) -> TitleFacts:
     raw = words_of(title)
     words = singulars(raw)
     found = metric_phrases(words)
-    inside: set[int] = set()
+    # the phrases are in order and do not overlap: the loose words are the gaps between them
+    loose_words: tuple[str, ...] = ()
+    gap_start = 0
     for start, end, _ in found:
-        inside.update(range(start, end))
+        loose_words += words[gap_start:start]
+        gap_start = end
+    loose_words += words[gap_start:]
     return TitleFacts(
         words=words,
         metrics=tuple(metrics for _, _, metrics in found),
         spans=tuple((start, end) for start, end, _ in found),
-        loose_words=tuple(word for at, word in enumerate(words) if at not in inside),
+        loose_words=loose_words,
         mentions=scan_mentions(title, raw),
     )
 
