@@ -296,6 +296,8 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
             )
     if not sign:  # a change is reported, shown in the wrong colour: above a flat trend
         return Verdict(0.3 + 0.1 * size_credit, tuple(problems))
+    if not problems:  # the common case: a realistic change in the right colour
+        return FULL_MARKS
     return Verdict(0.6 + 0.4 * size_credit, tuple(problems))
 
 
@@ -320,7 +322,7 @@ def icon_check(card: CardFacts, want: RequestFacts) -> Verdict:
     factor = _ICON_KIND_FACTOR.get(card.icon_kind, 0.0)
     problems = [] if card.icon_kind == "exact" else [f"icon {raw!r} is {card.icon!r} in Lucide"]
     if card.icon in _fitting_icons(want.metric):
-        return Verdict(factor, tuple(problems))
+        return Verdict(factor, tuple(problems)) if problems else FULL_MARKS
     problems.append(f"icon {card.icon!r} does not fit {want.metric.name}")
     return Verdict(0.3 * factor, tuple(problems))
 
