@@ -102,11 +102,10 @@ def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
         )
     if title.metrics:
         domain_words = _DOMAIN_WORD_SETS.get(want.request.domain, frozenset())
-        padding = sum(
-            1
-            for word in title.loose_words
-            if word not in TITLE_QUALIFIERS and word not in domain_words
-        )
+        padding = 0  # a plain loop: most titles have no loose word or one
+        for word in title.loose_words:
+            if word not in TITLE_QUALIFIERS and word not in domain_words:
+                padding += 1
         if not padding:
             return FULL_MARKS
         return Verdict(

@@ -92,7 +92,12 @@ def _size(key: Any) -> int:
     if key.__class__ is str:
         return len(key) + 16
     if isinstance(key, tuple):
-        return sum(len(part) + 16 if part.__class__ is str else 16 for part in key)
+        # a plain loop: a generator and sum() cost more than the few parts a key has
+        size = 16 * len(key)
+        for part in key:
+            if part.__class__ is str:
+                size += len(part)
+        return size
     return 16
 
 
