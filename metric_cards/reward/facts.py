@@ -198,8 +198,8 @@ def _title_facts(title: str) -> TitleFacts:
     loose_words += words[gap_start:]
     return TitleFacts(
         words=words,
-        metrics=tuple(metrics for _, _, metrics in found),
-        spans=tuple((start, end) for start, end, _ in found),
+        metrics=tuple([metrics for _, _, metrics in found]),
+        spans=tuple([(start, end) for start, end, _ in found]),
         loose_words=loose_words,
         mentions=scan_mentions(title, raw),
     )
@@ -233,7 +233,7 @@ def _description_facts(text: str) -> DescriptionFacts:
     raw = words_of(text)
     words = singulars(raw)
     content = frozenset(
-        word for word in words if len(word) >= 3 and word not in FUNCTION_WORDS and word.isalpha()
+        [word for word in words if len(word) >= 3 and word not in FUNCTION_WORDS and word.isalpha()]
     )
     metrics = tuple(metric_phrases(words))
     return DescriptionFacts(text, words, content, metrics, scan_mentions(text, raw))
