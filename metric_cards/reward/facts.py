@@ -196,12 +196,12 @@ def _title_facts(title: str) -> TitleFacts:
         loose_words += words[gap_start:start]
         gap_start = end
     loose_words += words[gap_start:]
-    return TitleFacts(
-        words=words,
-        metrics=tuple([metrics for _, _, metrics in found]),
-        spans=tuple([(start, end) for start, end, _ in found]),
-        loose_words=loose_words,
-        mentions=scan_mentions(title, raw),
+    return TitleFacts(  # positional, in field order, as in card_facts
+        words,
+        tuple([metrics for _, _, metrics in found]),  # metrics
+        tuple([(start, end) for start, end, _ in found]),  # spans
+        loose_words,
+        scan_mentions(title, raw),  # mentions
     )
 
 
@@ -289,20 +289,21 @@ def card_facts(props: dict) -> CardFacts:
         icon_name, icon_kind = _ICONS(icon)
     else:
         icon_name, icon_kind = None, "absent" if icon is None else "unknown"
+    # positional, in field order: a NamedTuple's keyword call costs several times more
     return CardFacts(
-        title=_TITLES(title) if isinstance(title, str) else None,
-        title_raw=title,
-        value=_VALUES(value) if isinstance(value, str) else None,
-        value_raw=value,
-        trend_raw=trend,
-        trend_value=trend_value,
-        trend_positive=trend_positive,
-        icon=icon_name,
-        icon_kind=icon_kind,
-        icon_raw=icon,
-        description=_DESCRIPTIONS(description) if isinstance(description, str) else None,
-        description_raw=description,
-        props=props,
+        _TITLES(title) if isinstance(title, str) else None,  # title
+        title,  # title_raw
+        _VALUES(value) if isinstance(value, str) else None,  # value
+        value,  # value_raw
+        trend,  # trend_raw
+        trend_value,
+        trend_positive,
+        icon_name,  # icon
+        icon_kind,
+        icon,  # icon_raw
+        _DESCRIPTIONS(description) if isinstance(description, str) else None,  # description
+        description,  # description_raw
+        props,
     )
 
 
