@@ -95,11 +95,10 @@ def score_completion(
     want = request_facts(request)
     semantic, semantic_problems, verdicts = semantic_layer(card, want, config)
     formatting, formatting_problems = formatting_layer(extraction, finish_reason, config)
-    checks = {}
-    for name, verdict in verdicts.items():
-        checks[name] = round(verdict.score, 6)
-        for canary in verdict.canaries:
-            canaries[canary] = True
+    checks = {name: round(verdict.score, 6) for name, verdict in verdicts.items()}
+    for verdict in verdicts.values():
+        if verdict.canaries:  # rarely: most verdicts raise none
+            canaries.update(dict.fromkeys(verdict.canaries, True))
     not_strict = extraction.repaired or bool(rejected)
     canaries["repaired_json"] = not_strict
     canaries["prose_before_card"] = bool(

@@ -102,11 +102,10 @@ def title_check(card: CardFacts, want: RequestFacts) -> Verdict:
         )
     if title.metrics:
         domain_words = _DOMAIN_WORD_SETS.get(want.request.domain, frozenset())
-        padding = sum(
-            1
-            for word in title.loose_words
-            if word not in TITLE_QUALIFIERS and word not in domain_words
-        )
+        padding = 0  # a plain loop: most titles have no loose word or one
+        for word in title.loose_words:
+            if word not in TITLE_QUALIFIERS and word not in domain_words:
+                padding += 1
         if not padding:
             return FULL_MARKS
         return Verdict(
@@ -296,6 +295,8 @@ def trend_check(card: CardFacts, want: RequestFacts) -> Verdict:
             )
     if not sign:  # a change is reported, shown in the wrong colour: above a flat trend
         return Verdict(0.3 + 0.1 * size_credit, tuple(problems))
+    if not problems:  # the common case: a realistic change in the right colour
+        return FULL_MARKS
     return Verdict(0.6 + 0.4 * size_credit, tuple(problems))
 
 
@@ -320,7 +321,7 @@ def icon_check(card: CardFacts, want: RequestFacts) -> Verdict:
     factor = _ICON_KIND_FACTOR.get(card.icon_kind, 0.0)
     problems = [] if card.icon_kind == "exact" else [f"icon {raw!r} is {card.icon!r} in Lucide"]
     if card.icon in _fitting_icons(want.metric):
-        return Verdict(factor, tuple(problems))
+        return Verdict(factor, tuple(problems)) if problems else FULL_MARKS
     problems.append(f"icon {card.icon!r} does not fit {want.metric.name}")
     return Verdict(0.3 * factor, tuple(problems))
 

@@ -205,12 +205,12 @@ def scan_mentions(text: str, words: list[str] | None = None) -> Mentions:
     domains: set[str] = set()
     names: list[tuple[str, str]] = []
     for start, end, (kind, payload, name) in found:
-        written = " ".join(words[start:end])
         if kind == "domain":
             domains.add(payload)
             if name is not None:
-                names.append((name, written))
+                names.append((name, " ".join(words[start:end])))
             continue
+        written = " ".join(words[start:end])
         year_word = words[end] if end < len(words) else ""
         if year_word in ("of", "fy") and end + 1 < len(words):
             year_word = words[end + 1]
