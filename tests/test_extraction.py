@@ -5,19 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hostile_text import CARD  # the one sample card of the parser tests
 
 from metric_cards.extraction import Extraction, extract_json, repair_json
 
-CARD = {
-    "componentType": "metricCard",
-    "props": {
-        "title": "Revenue",
-        "value": "$12,345",
-        "description": "Total revenue this month",
-        "trend": {"value": 12.5, "isPositive": True},
-        "icon": "dollar-sign",
-    },
-}
 PRETTY = json.dumps(CARD, indent=2)
 COMPACT = json.dumps(CARD)
 
