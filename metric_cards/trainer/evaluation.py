@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metric_cards.catalog import eval_requests
-from metric_cards.groups import Completion, prompt_messages, score_rollout
+from metric_cards.groups import Completion, prompt_messages, tokenize_and_score
 from metric_cards.tokenization import ChatTokenizer
 from metric_cards.trainer.rollout_stats import canary_names, summarise
 from metric_cards.trainer.scorer import ADJUSTMENTS, REWARD
@@ -68,7 +68,7 @@ def evaluate_policy(base_url: str, model: str, tokenizer: ChatTokenizer, *, size
         completion = chat_completion(
             base_url, model, messages, max_tokens=max_tokens, temperature=0.0
         )
-        rollout = score_rollout(
+        rollout = tokenize_and_score(
             request, messages, completion, tokenizer, REWARD, ADJUSTMENTS, max_tokens
         )
         rollouts.append([rollout])

@@ -1,14 +1,14 @@
-"""What a step's rollouts and a held-out eval look like, in the env's own terms: the rollouts are
-scored again with the env's `score_rollout` and summed up by its `RolloutStats` (so "valid JSON",
-"truncated", the layer means and the reward-hacking canaries' rates mean here what they mean in
-the env's summary and wandb)."""
+"""What a step's rollouts and a held-out eval look like, in the env's own terms: the rollouts
+are scored again with the env's `tokenize_and_score` and summed up by its `RolloutStats` (so
+"valid JSON", "truncated", the layer means and the reward-hacking canaries' rates mean here what
+they mean in the env's summary and wandb)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from metric_cards.catalog import Request, parse_request
-from metric_cards.groups import Completion, ScoredRollout, score_rollout
+from metric_cards.groups import Completion, ScoredRollout, tokenize_and_score
 from metric_cards.reward import CANARIES, ScoreResult
 from metric_cards.run_stats import RolloutStats
 from metric_cards.tokenization import IGNORE_INDEX, ChatTokenizer
@@ -53,7 +53,7 @@ def rescore_group(group: dict[str, Any], tokenizer: ChatTokenizer, end_of_turn: 
         stopped = end_of_turn is not None and end_of_turn in completion_ids[-2:]
         request: Request | None = parse_request(messages[-2]["content"])
         out.append(
-            score_rollout(
+            tokenize_and_score(
                 request,
                 messages[:-1],
                 Completion(messages[-1]["content"], "stop" if stopped else "length"),
