@@ -79,7 +79,10 @@ def card_fields(samples: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def plot_learning_curve(
-    evals: list[dict[str, Any]], steps: list[dict[str, Any]], path: Path
+    evals: list[dict[str, Any]],
+    steps: list[dict[str, Any]],
+    path: Path,
+    title: str = "GRPO on MetricCardEnv",
 ) -> None:
     import matplotlib
 
@@ -104,7 +107,7 @@ def plot_learning_curve(
     lines = score_ax.get_legend_handles_labels()
     more = valid_ax.get_legend_handles_labels()
     score_ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right", fontsize=8)
-    score_ax.set_title("SmolLM2-135M-Instruct, GRPO on MetricCardEnv (2-core CPU)")
+    score_ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -236,7 +239,13 @@ def write_report(run_dir: Path, to: Path) -> dict[str, Any]:
         writer = csv.DictWriter(fh, fieldnames=["source", "step", "canary", "rate"])
         writer.writeheader()
         writer.writerows(table)
-    plot_learning_curve(evals, steps, to / "learning_curve.png")
+    config = (
+        json.loads((run_dir / "config.json").read_text())
+        if (run_dir / "config.json").exists()
+        else {}
+    )
+    model = Path(config["model"]).name if config.get("model") else "SmolLM2-135M-Instruct"
+    plot_learning_curve(evals, steps, to / "learning_curve.png", f"{model}, GRPO on MetricCardEnv")
     plot_canaries(table, to / "canaries.png")
     first, last = evals[0], evals[-1]
     sample_dir = run_dir / "evals"

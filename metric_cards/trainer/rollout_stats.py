@@ -1,7 +1,7 @@
-"""What a step's rollouts and a held-out eval look like, in the env's own terms: the rollouts are
-scored again with the env's `tokenize_and_score` and summed up by its `RolloutStats` (so "valid
-JSON", "truncated", the layer means and the reward-hacking canaries' rates mean here what they
-mean in the env's summary and wandb)."""
+"""What a step's rollouts and a held-out eval look like, in the env's own terms: the rollouts
+are scored again with the env's `tokenize_and_score` and summed up by its `RolloutStats` (so
+"valid JSON", "truncated", the layer means and the reward-hacking canaries' rates mean here what
+they mean in the env's summary and wandb)."""
 
 from __future__ import annotations
 
