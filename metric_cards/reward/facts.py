@@ -261,7 +261,9 @@ class CardFacts(NamedTuple):
     props: dict  # the props as written, for a check that needs a prop no field here reads
 
 
-def _trend_number(trend: Any) -> tuple[float | None, bool | None]:
+def trend_number(trend: Any) -> tuple[float | None, bool | None]:
+    """What the trend check reads of a trend: a finite number and a boolean, or None for each
+    (also the trend's part of the per-card verdict memo's key)."""
     if not isinstance(trend, dict):
         return None, None
     change = trend.get("value")
@@ -284,7 +286,7 @@ def card_facts(props: dict) -> CardFacts:
     trend = props.get("trend")
     icon = props.get("icon")
     description = props.get("description")
-    trend_value, trend_positive = _trend_number(trend)
+    trend_value, trend_positive = trend_number(trend)
     if isinstance(icon, str):
         icon_name, icon_kind = _ICONS(icon)
     else:

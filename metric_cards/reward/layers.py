@@ -29,6 +29,7 @@ from metric_cards.reward.facts import (
     RequestFacts,
     card_facts,
     request_facts,
+    trend_number,
 )
 from metric_cards.reward.weights import DEFAULT_REWARD, RewardConfig
 from metric_cards.schema import (
@@ -344,7 +345,7 @@ def _card_verdicts(props: dict, want: RequestFacts) -> dict[str, Verdict]:
     if trend is None:
         trend_key = None
     elif trend.__class__ is dict:
-        trend_key = _trend_key(trend)
+        trend_key = trend_number(trend)
     else:
         return _check_all(card_facts(props), want)
     key = (title, value, icon, description, trend_key, want.request)
@@ -353,20 +354,6 @@ def _card_verdicts(props: dict, want: RequestFacts) -> dict[str, Verdict]:
         return found
     # the props hold exactly what the key says: check them as they are
     return _VERDICTS.keep(key, _check_all(card_facts(props), want))
-
-
-def _trend_key(trend: dict) -> tuple[float | None, bool | None]:
-    """What the trend check reads of a trend object: a finite number and a boolean, or None."""
-    change, positive = trend.get("value"), trend.get("isPositive")
-    number: float | None = None
-    if change.__class__ in (int, float):
-        try:
-            number = float(change)
-        except OverflowError:
-            number = None
-        if number is not None and not math.isfinite(number):
-            number = None
-    return number, positive if positive.__class__ is bool else None
 
 
 def _verdicts_of(key: tuple) -> dict[str, Verdict]:
